@@ -1,0 +1,29 @@
+"""The one exception hierarchy of embedrt. Messages name the input, file or option and say what to do."""
+
+
+class EmbedrtError(Exception):
+    """Base class of every error embedrt raises on purpose."""
+
+
+class ManifestError(EmbedrtError):
+    """An export dir is missing, half-written, corrupt or of a version this runtime does not understand."""
+
+
+class ExportError(EmbedrtError):
+    """A checkpoint could not be turned into an export dir."""
+
+
+class ParityError(ExportError):
+    """An export missed its precision's parity threshold against the PyTorch source."""
+
+
+class ProviderError(EmbedrtError):
+    """A requested execution provider is not available or was not activated."""
+
+
+class InputError(EmbedrtError, ValueError):
+    """An input to embed is not usable (wrong type, too long with truncate=False, unreadable)."""
+
+
+class OutputError(EmbedrtError):
+    """A model produced NaN or Inf for some input."""

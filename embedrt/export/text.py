@@ -1,0 +1,168 @@
+"""BERT-family checkpoint -> export dir (model.onnx + tokenizer + embedrt.json), proven against PyTorch."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from embedrt.errors import ExportError
+from embedrt.export.graph_pooling import TextEncoderGraph, pool_tokens
+from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report
+from embedrt.export.staging import fingerprint, model_file_record, staged_dir
+from embedrt.export.text_source import TextSource, read_text_source
+from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, write_manifest
+from embedrt.runtime.batching import iter_chunks
+from embedrt.runtime.onnx_backend import OnnxBackend
+from embedrt.runtime.pooling import POOLING_MODES
+from embedrt.runtime.tokenization import encode, load_tokenizer, pad_batch
+from embedrt.versions import package_versions
+
+log = logging.getLogger("embedrt")
+
+DEFAULT_OPSET = 17
+PARITY_BATCH = 8
+
+
+def export_text(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    pooling: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+    pool_in_graph: bool = True,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+) -> Path:
+    """Export a local Hugging Face / sentence-transformers encoder dir (or 'default') to `out`.
+
+    Pooling, normalisation and max length come from the sentence-transformers config when it has
+    them; the arguments override. The export fails (and writes nothing) if fp32 parity is missed.
+    """
+    if pooling is not None and pooling not in POOLING_MODES:
+        raise ExportError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")
+    src = read_text_source(source, pooling=pooling, normalize=normalize, max_length=max_length)
+    model = _load_model(src)
+    takes_token_types = _takes_token_types(model, src)
+    input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_token_types else [])
+    graph = TextEncoderGraph(model, src.pooling if pool_in_graph else None, src.normalize, takes_token_types).eval()
+    out = Path(out)
+    with staged_dir(out, overwrite=overwrite) as tmp:
+        _save_tokenizer(src, tmp)
+        text = TextPreprocessing(
+            max_length=src.max_length,
+            pad_token_id=int(src.config.get("pad_token_id") or 0),
+            vocab_size=int(src.config.get("vocab_size", 0)),
+        )
+        model_path = tmp / MODEL_NAME
+        output_names = ["token_embeddings"] + (["sentence_embedding"] if pool_in_graph else [])
+        _export_onnx(graph, model_path, input_names, output_names, opset)
+        report = _measure_parity(graph, tmp, text, src)
+        gate(report, f"{src.path}")
+        hidden = int(src.config.get("hidden_size") or src.config.get("dim"))
+        manifest = Manifest(
+            modality="text",
+            dim=hidden,
+            inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names),
+            outputs=(TensorSpec("token_embeddings", "float32", ("batch", "sequence", hidden)),)
+            + ((TensorSpec("sentence_embedding", "float32", ("batch", hidden)),) if pool_in_graph else ()),
+            pooling=src.pooling,
+            normalize=src.normalize,
+            pooled_in_graph=pool_in_graph,
+            precision="fp32",
+            opset=opset,
+            text=text,
+            source={
+                "path": str(src.path),
+                "model_type": src.model_type,
+                "architectures": src.config.get("architectures", []),
+                "sentence_transformers": src.from_sentence_transformers,
+                "fingerprint": fingerprint(src.fingerprint_files()),
+            },
+            versions=package_versions(),
+            parity=report,
+            model_file=model_file_record(model_path),
+        )
+        write_manifest(tmp, manifest)  # last: a dir without it is never taken for an export
+    log.info("embedrt: exported %s to %s (min cosine %.7f)", src.path, out, report["min_cosine"])
+    return out
+
+
+def _load_model(src: TextSource) -> torch.nn.Module:
+    try:
+        # eager attention: sdpa exports to a graph ONNX Runtime cannot fuse into its Attention op
+        model = AutoModel.from_pretrained(str(src.path), attn_implementation="eager")
+    except Exception as exc:
+        raise ExportError(f"SOURCE {src.path}: transformers cannot load it as an encoder ({exc}).") from exc
+    return model.eval()
+
+
+def _takes_token_types(model: torch.nn.Module, src: TextSource) -> bool:
+    """BERT takes token_type_ids; DistilBERT has none; RoBERTa's are all zeros but accepted."""
+    params = inspect.signature(model.forward).parameters
+    return "token_type_ids" in params and int(src.config.get("type_vocab_size", 0)) > 0
+
+
+def _save_tokenizer(src: TextSource, out: Path) -> None:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(src.path), use_fast=True)
+    except Exception as exc:
+        raise ExportError(f"SOURCE {src.path}: no usable tokenizer ({exc}).") from exc
+    if not tokenizer.is_fast:
+        raise ExportError(f"SOURCE {src.path}: only a slow tokenizer is available; embedrt needs a fast one (tokenizer.json).")
+    tokenizer.save_pretrained(str(out))
+
+
+def _export_onnx(graph: torch.nn.Module, path: Path, input_names: list[str], output_names: list[str], opset: int) -> None:
+    example = {name: torch.ones((2, 8), dtype=torch.int64) for name in input_names}
+    if "token_type_ids" in example:
+        example["token_type_ids"] = torch.zeros((2, 8), dtype=torch.int64)
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    axes["token_embeddings"] = {0: "batch", 1: "sequence"}
+    if "sentence_embedding" in output_names:
+        axes["sentence_embedding"] = {0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow in transformers
+        torch.onnx.export(
+            graph,
+            (example["input_ids"], example["attention_mask"], example.get("token_type_ids")),
+            str(path),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript exporter gives the graph ORT's transformer fusions recognise
+        )
+
+
+def _measure_parity(graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource) -> dict:
+    """Built-in texts through the runtime's own tokeniser, PyTorch vs ONNX Runtime, on pooled vectors."""
+    tokenizer = load_tokenizer(export_dir, text)
+    encoded = encode(tokenizer, list(PARITY_TEXTS))
+    backend = OnnxBackend(export_dir / MODEL_NAME)
+    ref_vectors, onnx_vectors, token_max_abs = [], [], 0.0
+    for chunk in iter_chunks(np.arange(len(PARITY_TEXTS)), PARITY_BATCH):
+        inputs = pad_batch(encoded, chunk, backend.input_names, text.pad_token_id)
+        with torch.no_grad():
+            ref = graph(*(torch.from_numpy(inputs[n]) for n in backend.input_names))
+        got = backend.run(inputs)
+        ref_tokens = ref[0]
+        mask = torch.from_numpy(inputs["attention_mask"])
+        ref_pooled = ref[1] if len(ref) > 1 else pool_tokens(ref_tokens, mask, src.pooling)
+        onnx_pooled = got["sentence_embedding"] if "sentence_embedding" in got else pool_tokens(torch.from_numpy(got["token_embeddings"]), mask, src.pooling).numpy()
+        ref_vectors.append(ref_pooled.numpy())
+        onnx_vectors.append(onnx_pooled)
+        live = inputs["attention_mask"].astype(bool)
+        token_max_abs = max(token_max_abs, float(np.abs(ref_tokens.numpy()[live] - got["token_embeddings"][live]).max()))
+    measured = compare(np.concatenate(ref_vectors), np.concatenate(onnx_vectors))
+    measured["token_max_abs"] = token_max_abs
+    measured["inputs"] = "built-in parity texts"
+    return parity_report("fp32", measured)

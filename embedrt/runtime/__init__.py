@@ -1,0 +1,1 @@
+"""What services import: embedders, backends, batching and pooling. Never imports torch."""

@@ -1,0 +1,59 @@
+"""OnnxBackend: the exported graph run in-process by ONNX Runtime (CPU, CUDA or TensorRT provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from embedrt.errors import ManifestError
+from embedrt.runtime.providers import TensorRTOptions, check_active, check_available, plan_providers
+from embedrt.runtime.session_options import session_options
+
+
+class OnnxBackend:
+    """One InferenceSession. `run` is thread-safe (ONNX Runtime allows concurrent Run calls on a session)."""
+
+    is_padded = True
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        device: str = "cpu",
+        device_id: int = 0,
+        max_batch_size: int = 256,
+        session: dict[str, Any] | None = None,
+        tensorrt: TensorRTOptions | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        plan = plan_providers(device, device_id=device_id, tensorrt=tensorrt)
+        check_available(plan, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_path), sess_options=session_options(**(session or {})), providers=plan.providers
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            if isinstance(exc, ManifestError):
+                raise
+            raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load it ({exc}). The file is corrupt or incomplete; re-export the model.") from exc
+        check_active(plan, self.session.get_providers())
+        self.device = device
+        self._max_batch_size = max_batch_size
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    @property
+    def max_batch_size(self) -> int:
+        return self._max_batch_size
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def run(self, inputs: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        names = list(output_names or self.output_names)
+        feed = {name: inputs[name] for name in self.input_names}
+        return dict(zip(names, self.session.run(names, feed)))

