@@ -27,3 +27,7 @@ class InputError(EmbedrtError, ValueError):
 
 class OutputError(EmbedrtError):
     """A model produced NaN or Inf for some input."""
+
+
+class TritonError(EmbedrtError):
+    """A Triton server could not be started, reached, or asked (unknown model, refused shape, failed load)."""

@@ -73,9 +73,9 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> Encoded:
     )
 
 
-def pad_batch(encoded: Encoded, indices: np.ndarray, input_names: Sequence[str], pad_id: int) -> dict[str, np.ndarray]:
-    """Right-padded int64 arrays for the texts at `indices`, with only the inputs the graph takes."""
-    longest = max(len(encoded.ids[i]) for i in indices)
+def pad_batch(encoded: Encoded, indices: np.ndarray, input_names: Sequence[str], pad_id: int, length: int | None = None) -> dict[str, np.ndarray]:
+    """Right-padded int64 arrays for the texts at `indices` (to `length`, or their longest), with only the inputs the graph takes."""
+    longest = max([len(encoded.ids[i]) for i in indices] + [length or 0])
     ids = np.full((len(indices), longest), pad_id, dtype=np.int64)
     mask = np.zeros((len(indices), longest), dtype=np.int64)
     type_ids = np.zeros((len(indices), longest), dtype=np.int64)
