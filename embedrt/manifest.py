@@ -30,7 +30,6 @@ class TensorSpec:
 @dataclass(frozen=True)
 class TextPreprocessing:
     max_length: int  # tokens, special tokens included; longer inputs are truncated (and counted)
-    do_lower_case: bool | None = None
     pad_token_id: int = 0
     vocab_size: int = 0  # of the model's embedding table: a tokenizer with more ids does not fit
 

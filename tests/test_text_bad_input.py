@@ -1,0 +1,120 @@
+"""Every bad input of the text runtime gets a clear error naming it, or a well-defined result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+import embedrt
+from embedrt.errors import InputError, ManifestError
+
+
+def test_empty_list_gives_a_zero_by_dim_array(minilm):
+    vectors = minilm.embed([])
+    assert vectors.shape == (0, 384) and vectors.dtype == np.float32
+    assert minilm.embed_tokens([]) == []
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t  "])
+def test_empty_or_whitespace_text_gives_a_valid_unit_vector(minilm, text):
+    vector = minilm.embed([text])[0]
+    assert np.isfinite(vector).all()
+    assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"bytes", ["nested"]])
+def test_a_non_string_item_is_an_error_naming_its_index(minilm, bad):
+    with pytest.raises(InputError, match=r"texts\[2\]"):
+        minilm.embed(["fine", "also fine", bad])
+
+
+def test_a_bare_string_is_refused_with_a_hint(minilm):
+    with pytest.raises(InputError, match="wrap it in a list"):
+        minilm.embed("a single string")
+
+
+def test_an_over_long_text_is_truncated_and_counted(minilm_dir, caplog):
+    embedder = embedrt.TextEmbedder(minilm_dir)
+    with caplog.at_level(logging.WARNING, logger="embedrt"):
+        vectors = embedder.embed(["short", "word " * 1000, "word " * 300])
+    assert vectors.shape == (3, 384)
+    assert embedder.truncated_total == 2
+    assert "2 of 3 text(s) longer than 256 tokens were truncated (indices [1, 2])" in caplog.text
+
+
+def test_truncate_false_refuses_an_over_long_text_naming_its_index(minilm_dir):
+    embedder = embedrt.TextEmbedder(minilm_dir, truncate=False)
+    with pytest.raises(InputError, match=r"texts\[1\] is longer than the model's 256 tokens"):
+        embedder.embed(["short", "word " * 1000])
+    assert embedder.embed(["word " * 200]).shape == (1, 384)  # 202 tokens fit
+
+
+def copy_export(minilm_dir, tmp_path):
+    return shutil.copytree(minilm_dir, tmp_path / "copy")
+
+
+def test_a_missing_export_dir_is_named(tmp_path):
+    with pytest.raises(ManifestError, match="no such export dir"):
+        embedrt.load(tmp_path / "absent")
+
+
+def test_a_half_written_export_dir_without_manifest_is_refused(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    (copy / "embedrt.json").unlink()
+    with pytest.raises(ManifestError, match=r"embedrt\.json: missing"):
+        embedrt.load(copy)
+
+
+def test_a_truncated_model_file_is_refused_naming_it(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    data = (copy / "model.onnx").read_bytes()
+    (copy / "model.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ManifestError, match=r"model\.onnx: .*truncated"):
+        embedrt.load(copy)
+
+
+def test_a_corrupt_model_file_of_the_right_size_is_refused_naming_it(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    size = (copy / "model.onnx").stat().st_size
+    (copy / "model.onnx").write_bytes(b"\x00garbage" * (size // 8) + b"\x00" * (size % 8))
+    with pytest.raises(ManifestError, match=r"model\.onnx: ONNX Runtime cannot load it"):
+        embedrt.load(copy)
+
+
+def test_a_corrupt_manifest_is_refused_naming_it(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    (copy / "embedrt.json").write_text('{"schema_version": 1, "modality": "te')
+    with pytest.raises(ManifestError, match=r"embedrt\.json: not valid JSON"):
+        embedrt.load(copy)
+
+
+def test_an_unknown_manifest_version_is_refused_with_the_reason(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    manifest = json.loads((copy / "embedrt.json").read_text())
+    manifest["schema_version"] = 99
+    (copy / "embedrt.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="schema_version 99 is not understood"):
+        embedrt.load(copy)
+
+
+def test_a_tokenizer_that_does_not_fit_the_model_is_refused_naming_it(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    manifest = json.loads((copy / "embedrt.json").read_text())
+    manifest["text"]["vocab_size"] = 1000  # as if the model's embedding table had 1000 rows
+    (copy / "embedrt.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match=r"tokenizer\.json: the tokenizer has 30522 token ids"):
+        embedrt.load(copy)
+
+
+def test_a_missing_or_corrupt_tokenizer_is_named(minilm_dir, tmp_path):
+    copy = copy_export(minilm_dir, tmp_path)
+    (copy / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ManifestError, match=r"tokenizer\.json: not a readable tokenizer"):
+        embedrt.load(copy)
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(ManifestError, match=r"tokenizer\.json: missing"):
+        embedrt.load(copy)
