@@ -1,0 +1,126 @@
+"""TritonEmbedder: the local embedders' interface, served by Triton. A service switches by changing one line.
+
+Two ways to reach the model `NAME` of a repository built by `embedrt triton build`:
+- `TritonEmbedder(url, NAME)`: texts go to the server as strings (the ensemble tokenises them);
+- `TritonEmbedder(url, NAME, path=EXPORT_DIR)`: texts (or images) are prepared here, with the
+  same batching and pooling as in-process, and NAME_encoder runs the graph (embed_tokens works).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from embedrt.errors import InputError, TritonError
+from embedrt.manifest import read_manifest
+from embedrt.runtime.batching import iter_chunks, restore_order
+from embedrt.runtime.text import check_finite
+from embedrt.runtime.tokenization import check_texts
+from embedrt.triton.backend import TritonBackend
+from embedrt.triton.configs import SENTENCE_OUTPUT, TEXT_INPUT, TRUNCATED_OUTPUT
+
+log = logging.getLogger("embedrt")
+
+TEXTS_PER_REQUEST = 64  # strings per request to the ensemble: larger requests pad more and batch less on the server
+
+
+class TritonEmbedder:
+    """Embeddings from a model on a Triton server: `embed`, `embed_tokens` (with path=), `dim`, `close`."""
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        protocol: str = "http",
+        *,
+        path: str | os.PathLike | None = None,
+        timeout_s: float = 60.0,
+        retries: int = 3,
+        truncate: bool = True,
+        **embedder_options: Any,
+    ) -> None:
+        self.url, self.name, self.protocol = url, name, protocol
+        self.truncate = truncate
+        self.truncated_total = 0
+        self.local = None
+        if path is not None:
+            manifest = read_manifest(path)
+            backend = TritonBackend(url, f"{name}_encoder", protocol, timeout_s=timeout_s, retries=retries)
+            if manifest.modality == "text":
+                from embedrt.runtime.text import TextEmbedder
+
+                self.local = TextEmbedder(path, backend=backend, truncate=truncate, **embedder_options)
+            else:
+                from embedrt.runtime.image import ImageEmbedder
+
+                self.local = ImageEmbedder(path, backend=backend, **embedder_options)
+            self.backend = backend
+        else:
+            self.backend = TritonBackend(url, name, protocol, timeout_s=timeout_s, retries=retries)
+            if TEXT_INPUT not in self.backend.input_names:
+                raise TritonError(f"model {name!r} on {url} takes {list(self.backend.input_names)}, not strings; pass path=EXPORT_DIR to prepare inputs here.")
+
+    @property
+    def dim(self) -> int:
+        if self.local is not None:
+            return self.local.dim
+        output = next(o for o in self.backend.config["output"] if o["name"] == SENTENCE_OUTPUT)
+        return int(output["dims"][-1])
+
+    @property
+    def providers(self) -> list[str]:
+        return self.backend.providers
+
+    def __repr__(self) -> str:
+        return f"TritonEmbedder({self.url!r}, {self.name!r}, protocol={self.protocol!r}, dim={self.dim})"
+
+    def embed(self, inputs: Sequence[Any], **options: Any) -> np.ndarray:
+        """float32 (len(inputs), dim) in the order of `inputs`, like TextEmbedder.embed / ImageEmbedder.embed."""
+        if self.local is not None:
+            return self.local.embed(inputs, **options)
+        return self._embed_strings(inputs, truncate=options.pop("truncate", None), **options)
+
+    def embed_tokens(self, texts: Sequence[str], **options: Any) -> list[np.ndarray]:
+        if self.local is None or not hasattr(self.local, "embed_tokens"):
+            raise TritonError(
+                f"embed_tokens needs token vectors from {self.name}_encoder: create TritonEmbedder({self.url!r}, {self.name!r}, path=EXPORT_DIR) "
+                "so that texts are tokenised here."
+            )
+        return self.local.embed_tokens(texts, **options)
+
+    def _embed_strings(self, texts: Sequence[str], *, truncate: bool | None, progress=None) -> np.ndarray:
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths together: less padding per request
+        size = min(TEXTS_PER_REQUEST, self.backend.max_batch_size)
+        batches, vectors, truncated = [], [], []
+        for chunk in iter_chunks(order, size):
+            strings = np.array([[texts[i].encode("utf-8")] for i in chunk], dtype=object)
+            out = self.backend.infer({TEXT_INPUT: strings}, [SENTENCE_OUTPUT, TRUNCATED_OUTPUT])
+            batches.append(chunk)
+            vectors.append(out[SENTENCE_OUTPUT].astype(np.float32, copy=False))
+            truncated.extend(int(i) for i, cut in zip(chunk, out[TRUNCATED_OUTPUT].reshape(-1)) if cut)
+            if progress is not None:
+                progress(len(chunk))
+        result = restore_order(batches, vectors, len(texts))
+        check_finite(result, "texts")
+        if truncated:
+            truncated.sort()
+            if not (self.truncate if truncate is None else truncate):
+                raise InputError(f"texts[{truncated[0]}] is longer than the model's max length ({len(truncated)} text(s) in all, indices {truncated[:10]}); shorten it or pass truncate=True.")
+            self.truncated_total += len(truncated)
+            log.warning("embedrt: %d of %d text(s) were truncated by the server's tokenizer (indices %s)", len(truncated), len(texts), truncated[:10])
+        return result
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "TritonEmbedder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
