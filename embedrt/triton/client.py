@@ -1,7 +1,8 @@
 """TritonEmbedder: the local embedders' interface, served by Triton. A service switches by changing one line.
 
 Two ways to reach the model `NAME` of a repository built by `embedrt triton build`:
-- `TritonEmbedder(url, NAME)`: texts go to the server as strings (the ensemble tokenises them);
+- `TritonEmbedder(url, NAME)`: texts go to the server as strings (the ensemble tokenises them),
+  images as their encoded bytes (the ensemble decodes and preprocesses them);
 - `TritonEmbedder(url, NAME, path=EXPORT_DIR)`: texts (or images) are prepared here, with the
   same batching and pooling as in-process, and NAME_encoder runs the graph (embed_tokens works).
 """
@@ -20,11 +21,11 @@ from embedrt.runtime.batching import iter_chunks, restore_order
 from embedrt.runtime.text import check_finite
 from embedrt.runtime.tokenization import check_texts
 from embedrt.triton.backend import TritonBackend
-from embedrt.triton.configs import SENTENCE_OUTPUT, TEXT_INPUT, TRUNCATED_OUTPUT
+from embedrt.triton.configs import IMAGE_INPUT, IMAGE_OUTPUT, SENTENCE_OUTPUT, TEXT_INPUT, TRUNCATED_OUTPUT
 
 log = logging.getLogger("embedrt")
 
-TEXTS_PER_REQUEST = 64  # strings per request to the ensemble: larger requests pad more and batch less on the server
+INPUTS_PER_REQUEST = 64  # texts or images per request to an ensemble: larger requests pad more and batch less on the server
 
 
 class TritonEmbedder:
@@ -60,14 +61,14 @@ class TritonEmbedder:
             self.backend = backend
         else:
             self.backend = TritonBackend(url, name, protocol, timeout_s=timeout_s, retries=retries)
-            if TEXT_INPUT not in self.backend.input_names:
-                raise TritonError(f"model {name!r} on {url} takes {list(self.backend.input_names)}, not strings; pass path=EXPORT_DIR to prepare inputs here.")
+            if self.backend.input_names not in ((TEXT_INPUT,), (IMAGE_INPUT,)):
+                raise TritonError(f"model {name!r} on {url} takes {list(self.backend.input_names)}, not raw texts or images; pass path=EXPORT_DIR to prepare inputs here.")
 
     @property
     def dim(self) -> int:
         if self.local is not None:
             return self.local.dim
-        output = next(o for o in self.backend.config["output"] if o["name"] == SENTENCE_OUTPUT)
+        output = next(o for o in self.backend.config["output"] if o["name"] in (SENTENCE_OUTPUT, IMAGE_OUTPUT))
         return int(output["dims"][-1])
 
     @property
@@ -81,6 +82,8 @@ class TritonEmbedder:
         """float32 (len(inputs), dim) in the order of `inputs`, like TextEmbedder.embed / ImageEmbedder.embed."""
         if self.local is not None:
             return self.local.embed(inputs, **options)
+        if self.backend.input_names == (IMAGE_INPUT,):
+            return self._embed_images(inputs, **options)
         return self._embed_strings(inputs, truncate=options.pop("truncate", None), **options)
 
     def embed_tokens(self, texts: Sequence[str], **options: Any) -> list[np.ndarray]:
@@ -96,7 +99,7 @@ class TritonEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths together: less padding per request
-        size = min(TEXTS_PER_REQUEST, self.backend.max_batch_size)
+        size = min(INPUTS_PER_REQUEST, self.backend.max_batch_size)
         batches, vectors, truncated = [], [], []
         for chunk in iter_chunks(order, size):
             strings = np.array([[texts[i].encode("utf-8")] for i in chunk], dtype=object)
@@ -116,6 +119,24 @@ class TritonEmbedder:
             log.warning("embedrt: %d of %d text(s) were truncated by the server's tokenizer (indices %s)", len(truncated), len(texts), truncated[:10])
         return result
 
+    def _embed_images(self, images: Sequence[Any], *, progress=None) -> np.ndarray:
+        """Paths or encoded bytes, sent as they are: the server decodes and preprocesses them."""
+        if isinstance(images, (str, bytes, os.PathLike)) or not hasattr(images, "__len__"):
+            raise InputError(f"images must be a list of paths or bytes, not a single {type(images).__name__}; wrap one image in a list.")
+        data = [_image_bytes(i, item) for i, item in enumerate(images)]
+        if not data:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        size = min(INPUTS_PER_REQUEST, self.backend.max_batch_size)
+        vectors = []
+        for start in range(0, len(data), size):
+            chunk = np.array([[d] for d in data[start : start + size]], dtype=object)
+            vectors.append(self.backend.infer({IMAGE_INPUT: chunk}, [IMAGE_OUTPUT])[IMAGE_OUTPUT].astype(np.float32, copy=False))
+            if progress is not None:
+                progress(len(chunk))
+        result = np.concatenate(vectors)
+        check_finite(result, "images")
+        return result
+
     def close(self) -> None:
         self.backend.close()
 
@@ -124,3 +145,17 @@ class TritonEmbedder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _image_bytes(index: int, item: Any) -> bytes:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            return open(item, "rb").read()
+        except OSError as exc:
+            raise InputError(f"images[{index}] {item}: unreadable ({exc.strerror or exc}).") from None
+    raise InputError(
+        f"images[{index}] is a {type(item).__name__}; the server takes encoded images (paths or bytes). "
+        "For PIL images or arrays pass path=EXPORT_DIR, which preprocesses them here."
+    )

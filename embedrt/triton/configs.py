@@ -2,7 +2,8 @@
 
 Names in a repository built with --name NAME:
   NAME            what clients call with raw inputs (text: an ensemble taking strings)
-  NAME_tokenizer  python: strings -> token ids, padded per executed batch (see TOKEN_PAD_MULTIPLE)
+  NAME_tokenizer  python: strings -> token ids, padded per executed batch (see embedrt.triton.padding)
+  NAME_preprocess python: encoded image bytes -> pixel_values (image models)
   NAME_encoder    the exported graph on the chosen backend; clients may send it token ids themselves
   NAME_pooling    python: token vectors -> sentence vector, only when the graph has no pooling
 """
@@ -18,6 +19,9 @@ from embedrt.triton.pbtxt import Enum, parameters, string_map
 
 BACKENDS = ("python", "onnxruntime", "tensorrt")
 TEXT_INPUT = "text"
+IMAGE_INPUT = "image"
+IMAGE_OUTPUT = "image_embedding"
+PIXELS = "pixel_values"
 TRUNCATED_OUTPUT = "truncated"
 SENTENCE_OUTPUT = "sentence_embedding"
 TOKEN_OUTPUT = "token_embeddings"
@@ -187,4 +191,34 @@ def text_ensemble_config(name: str, manifest: Manifest, options: ServingOptions)
             {"name": TRUNCATED_OUTPUT, "data_type": Enum("TYPE_BOOL"), "dims": [1]},
         ],
         "ensemble_scheduling": {"step": steps},
+    }
+
+
+def image_preprocess_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
+    max_batch = options.batch_size(manifest)
+    return {
+        "name": name,
+        "backend": "python",
+        "max_batch_size": max_batch,
+        "input": [{"name": IMAGE_INPUT, "data_type": Enum("TYPE_STRING"), "dims": [1]}],
+        "output": [tensor(t) for t in manifest.inputs],
+        "instance_group": _instance_group(options, False),
+        "dynamic_batching": _dynamic_batching(options, max_batch),
+    }
+
+
+def image_ensemble_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
+    """encoded image bytes -> NAME_preprocess -> NAME_encoder -> image_embedding."""
+    pixels = string_map({n: n for n in manifest.input_names})
+    outputs = string_map({n: n for n in manifest.output_names})
+    return {
+        "name": name,
+        "platform": "ensemble",
+        "max_batch_size": options.batch_size(manifest),
+        "input": [{"name": IMAGE_INPUT, "data_type": Enum("TYPE_STRING"), "dims": [1]}],
+        "output": [tensor(t) for t in manifest.outputs],
+        "ensemble_scheduling": {"step": [
+            {"model_name": f"{name}_preprocess", "model_version": -1, "input_map": string_map({IMAGE_INPUT: IMAGE_INPUT}), "output_map": pixels},
+            {"model_name": f"{name}_encoder", "model_version": -1, "input_map": pixels, "output_map": outputs},
+        ]},
     }

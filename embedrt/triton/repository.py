@@ -68,7 +68,7 @@ def _write_model(repo: Path, config: dict, source: str | None = None) -> Path:
     return version_dir
 
 
-def _encoder(repo: Path, model_name: str, export_dir: Path, manifest: Manifest, options: ServingOptions, source: str) -> None:
+def _encoder(repo: Path, model_name: str, export_dir: Path, manifest: Manifest, options: ServingOptions) -> None:
     config = configs.encoder_config(f"{model_name}_encoder", manifest, options)
     if options.backend == "tensorrt":
         plan = export_dir / PLAN_NAME
@@ -81,12 +81,12 @@ def _encoder(repo: Path, model_name: str, export_dir: Path, manifest: Manifest, 
         version_dir = _write_model(repo, config)
         shutil.copyfile(plan, version_dir / PLAN_NAME)
         return
-    version_dir = _write_model(repo, config, source if options.backend == "python" else None)
+    version_dir = _write_model(repo, config, "encoder" if options.backend == "python" else None)
     shutil.copyfile(check_model_file(export_dir, manifest), version_dir / "model.onnx")
 
 
 def _text_models(repo: Path, model_name: str, export_dir: Path, manifest: Manifest, options: ServingOptions) -> None:
-    _encoder(repo, model_name, export_dir, manifest, options, "text_encoder")
+    _encoder(repo, model_name, export_dir, manifest, options)
     version_dir = _write_model(repo, configs.tokenizer_config(f"{model_name}_tokenizer", manifest, options), "text_tokenizer")
     for file_name in (TOKENIZER_NAME, MANIFEST_NAME):
         shutil.copyfile(export_dir / file_name, version_dir / file_name)
@@ -96,4 +96,7 @@ def _text_models(repo: Path, model_name: str, export_dir: Path, manifest: Manife
 
 
 def _image_models(repo: Path, model_name: str, export_dir: Path, manifest: Manifest, options: ServingOptions) -> None:
-    raise EmbedrtError(f"{export_dir}: image exports are not served on Triton yet.")
+    _encoder(repo, model_name, export_dir, manifest, options)
+    version_dir = _write_model(repo, configs.image_preprocess_config(f"{model_name}_preprocess", manifest, options), "image_preprocess")
+    shutil.copyfile(export_dir / MANIFEST_NAME, version_dir / MANIFEST_NAME)
+    _write_model(repo, configs.image_ensemble_config(model_name, manifest, options))

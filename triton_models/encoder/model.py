@@ -1,4 +1,4 @@
-"""NAME_encoder for --backend python: embedrt's ONNX Runtime backend on model.onnx, inside Triton.
+"""NAME_encoder for --backend python (text and image): embedrt's ONNX Runtime backend on model.onnx, inside Triton.
 
 The dynamic batcher hands over requests of equal shape; they run as one ONNX Runtime call.
 """
