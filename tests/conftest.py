@@ -37,3 +37,18 @@ def sentence_transformer(minilm_source):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(minilm_source), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def resnet18_dir(tmp_path_factory):
+    """A torchvision-layout ResNet-18, random init (seed 0), exported once per session."""
+    from embedrt.export import export_image
+
+    return export_image("resnet18", tmp_path_factory.mktemp("export") / "resnet18", random_init=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def resnet18(resnet18_dir):
+    import embedrt
+
+    return embedrt.ImageEmbedder(resnet18_dir)

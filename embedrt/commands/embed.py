@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     embed = sub.add_parser("embed", help="embed texts with an export dir (or 'default')")
     embed.add_argument("model", metavar="MODEL", help="export dir, or 'default' (exported once into the cache dir)")
     embed.add_argument("texts", nargs="*", metavar="TEXT")
+    embed.add_argument("--images", nargs="+", metavar="PATH", help="image files, directories of images, or .txt lists of image paths (an image export)")
+    embed.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="images: stop at a bad image, or skip it and report it")
     embed.add_argument("--input", metavar="FILE", help="a text file (one text a line) or JSONL ({\"text\": ...} a line)")
     embed.add_argument("--output", metavar="FILE", help=".npy or .jsonl; default: JSONL on stdout")
     embed.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt"))
@@ -29,6 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import embedrt
 
+    if args.images:
+        from embedrt.commands.embed_images import run_images
+
+        return run_images(args)
     output = check_output_path(args.output)
     texts = list(args.texts)
     if args.input:

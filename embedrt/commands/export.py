@@ -1,4 +1,4 @@
-"""`embedrt export text SOURCE --out DIR`."""
+"""`embedrt export text SOURCE --out DIR` and `embedrt export image SOURCE --out DIR`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     text.add_argument("--opset", type=int, default=17)
     text.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     text.set_defaults(func=run_text)
+    add_image_parser(kinds)
+
+
+def add_image_parser(kinds: argparse._SubParsersAction) -> None:
+    image = kinds.add_parser("image", help="a ResNet image encoder (torchvision architecture + weights, or HF ResNetModel dir)")
+    image.add_argument("source", metavar="SOURCE", help="resnet18|resnet34|resnet50|resnet101|resnet152, or a local HF ResNetModel dir")
+    image.add_argument("--out", required=True, metavar="DIR")
+    image.add_argument("--weights", metavar="FILE", help="state dict or checkpoint (.pth/.pt/.safetensors) for an architecture name")
+    image.add_argument("--random-init", action="store_true", help="untrained weights (tests and benchmarks); the manifest says so")
+    image.add_argument("--seed", type=int, default=0, help="seed of --random-init")
+    image.add_argument("--normalize", action="store_true", help="L2-normalise the vectors inside the graph")
+    image.add_argument("--opset", type=int, default=17)
+    image.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    image.set_defaults(func=run_image)
 
 
 def _export_module():
@@ -40,6 +54,21 @@ def run_text(args: argparse.Namespace) -> int:
         normalize=args.normalize,
         max_length=args.max_length,
         pool_in_graph=args.pool_in_graph,
+        opset=args.opset,
+        overwrite=args.overwrite,
+    )
+    print(f"exported {args.source} -> {out}")
+    return 0
+
+
+def run_image(args: argparse.Namespace) -> int:
+    out = _export_module().export_image(
+        args.source,
+        args.out,
+        weights=args.weights,
+        random_init=args.random_init,
+        seed=args.seed,
+        normalize=args.normalize,
         opset=args.opset,
         overwrite=args.overwrite,
     )

@@ -1,5 +1,15 @@
-"""Checkpoint -> ONNX export dirs. Needs the `export` extra (torch, transformers, onnx)."""
+"""Checkpoint -> ONNX export dirs. Needs the `export` extra (torch, transformers, onnx); images also the `image` extra."""
+
+from typing import Any
 
 from embedrt.export.text import export_text
 
-__all__ = ["export_text"]
+__all__ = ["export_text", "export_image"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "export_image":  # imported on use: it needs Pillow, which a text-only install lacks
+        from embedrt.export.image import export_image
+
+        return export_image
+    raise AttributeError(f"module 'embedrt.export' has no attribute {name!r}")

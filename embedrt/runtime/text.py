@@ -9,10 +9,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from embedrt.errors import InputError, ManifestError, OutputError
+from embedrt.errors import InputError, ManifestError
 from embedrt.manifest import Manifest, check_model_file, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import plan_batches, restore_order
+from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.tokenization import Encoded, check_texts, encode, load_tokenizer, pad_batch
 
@@ -160,13 +161,3 @@ class TextEmbedder:
                 check_finite(per_text[i][None], "texts", offset=i)
         return per_text
 
-
-def check_finite(vectors: np.ndarray, what: str, offset: int = 0) -> None:
-    """NaN or Inf in an output is an error naming the input, never a silent bad vector."""
-    if vectors.size == 0:
-        return
-    flat = vectors.reshape(len(vectors), -1)
-    bad = np.flatnonzero(~np.isfinite(flat).all(axis=1))
-    if bad.size:
-        first = int(bad[0]) + offset
-        raise OutputError(f"the model produced NaN or Inf for {what}[{first}] ({bad.size} input(s) in all); the engine or its precision is broken for this input.")

@@ -1,0 +1,117 @@
+"""Every bad image input of issue #3: a correct vector or an error naming the input; on_error="skip" keeps the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from embedrt.errors import EmbedrtError, InputError
+from embedrt.runtime.image import PartialEmbeddings
+from image_samples import encoded, photo, write
+
+SAME = 1e-4
+
+
+def good_file(tmp_path, name="chelsea"):
+    return write(tmp_path / f"{name}.png", photo(name))
+
+
+def test_a_missing_file_is_named_with_its_index(resnet18, tmp_path):
+    missing = tmp_path / "nowhere.jpg"
+    with pytest.raises(InputError, match=r"images\[1\] .*nowhere\.jpg: no such file"):
+        resnet18.embed([good_file(tmp_path), missing])
+
+
+def test_a_zero_byte_file_is_named(resnet18, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"images\[0\] .*empty\.png: empty file"):
+        resnet18.embed([empty])
+
+
+def test_a_non_image_file_is_named(resnet18, tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture\n" * 20)
+    with pytest.raises(InputError, match=r"images\[0\] .*notes\.jpg: not an image"):
+        resnet18.embed([text])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_truncated_image_is_named(resnet18, tmp_path, fmt):
+    data = encoded(photo("coffee"), fmt)
+    cut = tmp_path / f"cut.{fmt.lower()}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=rf"images\[2\] .*cut\.{fmt.lower()}: truncated or corrupt"):
+        resnet18.embed([good_file(tmp_path), good_file(tmp_path, "rocket"), cut])
+
+
+def test_corrupt_bytes_after_a_valid_header_are_named(resnet18):
+    data = bytearray(encoded(photo("coffee"), "PNG"))
+    data[100:4000] = bytes(3900)  # zeroed compressed data: CRC and zlib both break
+    with pytest.raises(InputError, match=r"images\[0\] <\d+ bytes>: truncated or corrupt"):
+        resnet18.embed([bytes(data)])
+
+
+def test_a_1x1_image_gives_the_vector_of_its_colour(resnet18):
+    pixel = np.array([[[200, 30, 90]]], dtype=np.uint8)
+    tile = np.broadcast_to(pixel, (300, 300, 3)).copy()
+    got, expected = resnet18.embed([pixel, tile])
+    assert np.abs(got - expected).max() < SAME
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns past 89M pixels; 100M is allowed
+def test_a_10000x10000_image_gives_the_vector_of_the_same_picture_smaller(resnet18, tmp_path):
+    def quadrants(side):
+        image = np.zeros((side, side, 3), dtype=np.uint8)
+        half = side // 2
+        image[:half, :half] = (250, 20, 20)
+        image[:half, half:] = (20, 250, 20)
+        image[half:, :half] = (20, 20, 250)
+        image[half:, half:] = (240, 240, 30)
+        return image
+
+    big = write(tmp_path / "big.png", quadrants(10_000), compress_level=1)
+    got, expected = resnet18.embed([big, quadrants(1000)])
+    assert np.abs(got - expected).max() < 0.01  # the same picture; only the boundary pixels' blur differs
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(resnet18, tmp_path):
+    ramp = np.linspace(0, 65535, 256 * 256).reshape(256, 256).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")  # really a 16-bit file
+    eight_bit = np.rint(ramp / 257.0).astype(np.uint8)
+    got, expected, clipped = resnet18.embed([path, eight_bit, np.full((256, 256), 255, dtype=np.uint8)])
+    assert np.abs(got - expected).max() < SAME
+    assert np.abs(got - clipped).max() > 0.05
+
+
+def test_unusable_python_objects_are_named(resnet18):
+    with pytest.raises(InputError, match=r"images\[1\] <int>: unsupported type int"):
+        resnet18.embed([photo("coffee"), 42])
+    with pytest.raises(InputError, match=r"images\[0\] <array \(4, 4, 3\) float32>: array dtype float32"):
+        resnet18.embed([np.zeros((4, 4, 3), dtype=np.float32)])
+    with pytest.raises(InputError, match="wrap one image in a list"):
+        resnet18.embed("cat.jpg")
+
+
+def test_on_error_skip_returns_the_good_vectors_and_the_failed_indices(resnet18, tmp_path):
+    missing = tmp_path / "gone.png"
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(encoded(photo("coffee"))[:5000])
+    images = [photo("astronaut"), missing, photo("chelsea"), cut, photo("rocket")]
+    result = resnet18.embed(images, on_error="skip")
+    assert isinstance(result, PartialEmbeddings)
+    assert result.indices.tolist() == [0, 2, 4]
+    expected = resnet18.embed([images[0], images[2], images[4]])
+    assert np.abs(result.vectors - expected).max() < SAME
+    assert [(f.index, f.input) for f in result.failures] == [(1, str(missing)), (3, str(cut))]
+    assert result.failures[0].reason == "no such file"
+    assert result.failures[1].reason.startswith("truncated or corrupt")
+
+
+def test_on_error_other_than_raise_or_skip_is_refused(resnet18):
+    with pytest.raises(EmbedrtError, match="on_error='ignore'"):
+        resnet18.embed([photo("coffee")], on_error="ignore")
