@@ -1,0 +1,266 @@
+"""A suite end to end: prepare the engines, run each workload interleaved, derive ratios and roofline fractions."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from embedrt.bench import engines as eng
+from embedrt.bench import models
+from embedrt.bench.machine import load_average, machine_conditions
+from embedrt.bench.roofline import measure_gemm_peak, peak_for, text_flops_per_token
+from embedrt.bench.timing import interleave, summarize
+from embedrt.bench.workloads import DEFAULT_TEXT, IMAGE_MODEL, LONG_TEXT, Workload, _raw_tokenizer, image_inputs, text_inputs
+from embedrt.manifest import read_manifest
+
+SCHEMA = "embedrt-bench/1"
+LATENCY_WARMUP_CALLS = 3
+REFERENCE_BASELINE = "pytorch_fp32"  # the baseline the summary and the plot compare against first
+
+
+@dataclass
+class BenchOptions:
+    quick: bool = False
+    text_models: list[str] = field(default_factory=list)  # fp32 export dirs; empty: the bundled model
+    image_model: str | None = None
+    device: str = "cpu"
+    baselines: tuple[str, ...] = ("fp32", "bf16")  # PyTorch precisions; fp16 is added on a CUDA device
+    variants: bool = True  # also measure the precision variants embedrt can make of each fp32 export
+    gemm_size: int = 2048
+    gemm_repeats: int = 5
+
+
+@dataclass
+class Contenders:
+    engines: list[eng.Engine]
+    model: dict[str, Any]  # what the workload's model is, for the record
+    inputs: Callable[[Workload], list]
+    flops: Callable[[list], float] | None  # FLOPs of one call's inputs
+    lengths: Callable[[list], dict[str, Any]]
+
+
+def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: str, progress: bool = True) -> dict[str, Any]:
+    """Measure every workload on embedrt and its baselines; return the results document (see report.write_results)."""
+    started = time.time()
+    conditions = machine_conditions()
+    roofline = measure_gemm_peak(1024 if options.quick else options.gemm_size, 3 if options.quick else options.gemm_repeats)
+    results = []
+    with _progress(enabled=progress) as bar:
+        for model_key in dict.fromkeys(w.model for w in workloads):
+            group = [w for w in workloads if w.model == model_key]
+            bar.set_description(f"loading {model_key}")
+            contenders = _contenders(model_key, options)
+            bar.add_total(sum(w.calls for w in group) * len(contenders.engines))
+            for workload in group:
+                bar.set_description(workload.name)
+                record = _measure(workload, contenders, roofline, bar.update)
+                results.append(record)
+                bar.write(_one_line(record))
+            del contenders
+            gc.collect()
+    conditions["load_average_at_end"] = load_average()
+    return {
+        "schema": SCHEMA,
+        "suite": suite,
+        "quick": options.quick,
+        "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - started, 1),
+        "conditions": conditions,
+        "roofline": roofline,
+        "reference_baseline": REFERENCE_BASELINE,
+        "results": results,
+    }
+
+
+# -- engines per model ------------------------------------------------------------------------------
+def _contenders(model_key: str, options: BenchOptions) -> Contenders:
+    if model_key in (DEFAULT_TEXT, LONG_TEXT):
+        return _text_contenders(model_key, options)
+    if model_key == IMAGE_MODEL:
+        return _image_contenders(options)
+    raise ValueError(model_key)
+
+
+def _with_variants(fp32_dirs: list[Path], options: BenchOptions) -> list[Path]:
+    dirs = list(fp32_dirs)
+    if options.variants:
+        for path in fp32_dirs:
+            dirs += models.precision_variants(path)
+    return dirs
+
+
+def _text_contenders(model_key: str, options: BenchOptions) -> Contenders:
+    if model_key == LONG_TEXT:
+        fp32_dirs = [models.long_text_model()]
+    else:
+        fp32_dirs = [models.text_model(p) for p in options.text_models] or [models.text_model(None)]
+    source = models.text_source(fp32_dirs[0])
+    manifest = read_manifest(fp32_dirs[0])
+    assert manifest.text is not None
+    max_length = manifest.text.max_length
+    engines = [eng.embedrt_text(p, options.device) for p in _with_variants(fp32_dirs, options)]
+    engines += [eng.sentence_transformers_text(source, prec, dtype, device=options.device, max_seq_length=max_length)
+                for prec, dtype in eng.pytorch_baselines(options.device) if prec in options.baselines or prec == "fp16"]
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    tokenizer_file = fp32_dirs[0] / "tokenizer.json"
+
+    def lengths_of(texts: list) -> np.ndarray:
+        return np.array([len(e.ids) for e in _raw_tokenizer(str(tokenizer_file)).encode_batch(list(texts))])
+
+    def flops(texts: list) -> float:
+        used = np.minimum(lengths_of(texts), max_length)
+        return float(sum(n * text_flops_per_token(config, n) for n in used))
+
+    def lengths(texts: list) -> dict[str, Any]:
+        raw = lengths_of(texts)
+        used = np.minimum(raw, max_length)
+        return {"tokens_mean": round(float(used.mean()), 1), "tokens_min": int(used.min()), "tokens_max": int(used.max()),
+                "tokens_total": int(used.sum()), "truncated_inputs": int((raw > max_length).sum()), "max_length": max_length}
+
+    described = {"name": model_key, "export": str(fp32_dirs[0]), "source": str(source), "max_length": max_length,
+                 "random_weights": model_key == LONG_TEXT,
+                 "flops_per_token_at_mean_length": "text_flops_per_token(config, mean tokens)"}
+    return Contenders(engines, described, lambda w: text_inputs(w, tokenizer_file), flops, lengths)
+
+
+def _image_contenders(options: BenchOptions) -> Contenders:
+    fp32_dir = models.image_model(options.image_model)
+    manifest = read_manifest(fp32_dir)
+    engines = [eng.embedrt_image(p, options.device) for p in _with_variants([fp32_dir], options)]
+    preprocess = _image_preprocess(fp32_dir)
+    torch_model = models.image_source_model(manifest)
+    engines += [eng.pytorch_image(torch_model, preprocess, prec, dtype, device=options.device)
+                for prec, dtype in eng.pytorch_baselines(options.device) if prec in options.baselines or prec == "fp16"]
+    gflop = models.image_gflop(manifest)
+    assert manifest.image is not None
+    described = {"name": IMAGE_MODEL, "export": str(fp32_dir), "source": manifest.source, "crop": manifest.image.crop,
+                 "gflop_per_image": gflop}
+    return Contenders(engines, described, image_inputs,
+                      (lambda images: gflop * 1e9 * len(images)) if gflop else None,
+                      lambda images: {"images": len(images), "sizes": sorted({f"{a.shape[1]}x{a.shape[0]}" for a in images})})
+
+
+def _image_preprocess(path: Path) -> Callable[[Sequence[Any]], np.ndarray]:
+    from embedrt.runtime.image import ImageEmbedder
+
+    return ImageEmbedder(path).preprocess
+
+
+# -- one workload -------------------------------------------------------------------------------------
+def _measure(workload: Workload, contenders: Contenders, roofline: dict[str, Any], tick: Callable[[], None]) -> dict[str, Any]:
+    inputs = contenders.inputs(workload)
+    if workload.kind == "latency":
+        calls = [[x] for x in inputs]
+        warmup = calls[:LATENCY_WARMUP_CALLS]
+    else:
+        size = workload.items_per_call
+        chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
+        calls = chunks * workload.repeats
+        warmup = [chunks[0][: max(workload.batch or 64, 16)]]
+    runs = {e.label: (lambda item, e=e: e.embed(item, workload.batch)) for e in contenders.engines}
+    with _quiet_embedrt():
+        seconds = interleave(runs, calls, warmup=warmup, tick=tick)
+    flops_per_call = float(np.mean([contenders.flops(c) for c in calls])) if contenders.flops else None
+    rows = []
+    for engine in contenders.engines:
+        row = {"engine": engine.label, "key": engine.key, "role": engine.role, "precision": engine.precision,
+               "provider": engine.provider, "details": engine.details}
+        row.update(summarize(seconds[engine.label], workload.items_per_call))
+        if flops_per_call:
+            achieved = flops_per_call / (row["p50_ms"] / 1e3)
+            peak, which = peak_for(roofline, engine.precision)
+            row["achieved_gflops"] = round(achieved / 1e9, 2)
+            if peak:
+                row["roofline_fraction"] = round(achieved / 1e9 / peak, 3)
+                row["roofline_peak"] = f"{which} GEMM {peak} G/s"
+        rows.append(row)
+    _add_ratios(rows)
+    return {
+        **{k: v for k, v in asdict(workload).items()},
+        "items_per_call": workload.items_per_call,
+        "calls_per_engine": len(calls),
+        "warmup_calls": len(warmup),
+        "model": contenders.model,
+        "lengths": contenders.lengths(inputs),
+        "engines": rows,
+    }
+
+
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Every embedrt figure as a ratio to each baseline measured in the same run."""
+    baselines = [r for r in rows if r["role"] == eng.BASELINE]
+    for row in rows:
+        if row["role"] != eng.EMBEDRT:
+            continue
+        for base in baselines:
+            row[f"speedup_vs_{base['key']}"] = round(row["items_per_s"] / base["items_per_s"], 3)
+            row[f"p50_latency_ratio_vs_{base['key']}"] = round(row["p50_ms"] / base["p50_ms"], 3)
+
+
+@contextlib.contextmanager
+def _quiet_embedrt() -> Iterator[None]:
+    """Truncation warnings once per call would flood the terminal and cost time; the record counts them instead."""
+    logger = logging.getLogger("embedrt")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def add_total(self, n: int) -> None: ...
+    def set_description(self, text: str) -> None: ...
+    def write(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+
+class _Bar(_NoBar):
+    """One tick per timed call of one engine; the total grows as each model's engines are loaded."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def add_total(self, n: int) -> None:
+        self.bar.total = (self.bar.total or 0) + n
+        self.bar.refresh()
+
+    def set_description(self, text: str) -> None:
+        self.bar.set_description(text[:40])
+
+    def write(self, text: str) -> None:
+        self.bar.write(text, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _progress(*, enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=0, unit="call", file=sys.stderr, mininterval=0.5, dynamic_ncols=True) as bar:
+        yield _Bar(bar)
+
+
+def _one_line(record: dict[str, Any]) -> str:
+    parts = []
+    for row in record["engines"]:
+        ratio = row.get(f"speedup_vs_{REFERENCE_BASELINE}")
+        parts.append(f"{row['engine']} {row['p50_ms']:.1f} ms p50, {row['items_per_s']:.1f}/s" + (f" ({ratio:.2f}x)" if ratio else ""))
+    return f"{record['name']}: " + "; ".join(parts)

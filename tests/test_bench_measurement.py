@@ -1,0 +1,126 @@
+"""The measuring parts of `embedrt bench`: interleaving, statistics, inputs, FLOP counts, ratios, report files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embedrt.bench.report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown, write_report
+from embedrt.bench.roofline import measure_gemm_peak, peak_for, text_flops_per_token
+from embedrt.bench.runner import _add_ratios
+from embedrt.bench.timing import interleave, summarize
+from embedrt.bench.workloads import suite_workloads, text_inputs, texts_of_tokens
+
+MINILM = {"num_hidden_layers": 6, "hidden_size": 384, "intermediate_size": 1536}
+
+
+def test_interleave_runs_each_item_on_every_engine_rotating_who_goes_first():
+    order = []
+    runs = {name: (lambda item, name=name: order.append((item, name))) for name in ("a", "b", "c")}
+    seconds = interleave(runs, [0, 1, 2, 3], warmup=["w"], settle_s=0)
+    assert order[:3] == [("w", "a"), ("w", "b"), ("w", "c")]  # warm-up, untimed
+    timed = order[3:]
+    assert [name for _, name in timed] == list("abc" "bca" "cab" "abc")
+    assert [item for item, _ in timed] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert {name: len(s) for name, s in seconds.items()} == {"a": 4, "b": 4, "c": 4}
+
+
+def test_summarize_gives_percentiles_in_ms_and_throughput_at_the_median_call():
+    seconds = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    stats = summarize(seconds, items_per_call=10)
+    assert stats["calls"] == 100
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p95_ms"] == pytest.approx(95.05)
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["items_per_s"] == pytest.approx(10 / 0.0505)
+
+
+def test_minilm_costs_about_22_mflop_per_token():
+    assert text_flops_per_token(MINILM, 0) == pytest.approx(21.23e6, rel=1e-3)
+    assert text_flops_per_token(MINILM, 128) == pytest.approx(21.23e6 + 128 * 9216, rel=1e-3)
+
+
+def test_texts_of_tokens_have_exactly_that_many_tokens(minilm_source):
+    from tokenizers import Tokenizer
+
+    tokenizer_file = minilm_source / "tokenizer.json"
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    for tokens in (16, 128, 256):
+        texts = texts_of_tokens(tokenizer_file, 4, tokens)
+        assert [len(tokenizer.encode(t).ids) for t in texts] == [tokens] * 4
+        assert texts == texts_of_tokens(tokenizer_file, 4, tokens)  # deterministic
+
+
+def test_suites_name_each_workload_once_and_quick_is_a_subset_of_full():
+    full = {w.name for w in suite_workloads("all", quick=False)}
+    quick = [w.name for w in suite_workloads("text", quick=True)]
+    assert len(quick) == len(set(quick))
+    assert set(quick) <= full  # so a quick run can be compared with a full baseline
+    assert {"text/throughput/b8/mixed", "text/throughput/b128/mixed", "text/latency/b1/doc-512", "image/throughput/b16/photos"} <= full
+
+
+def test_mixed_inputs_are_deterministic_and_of_mixed_length(minilm_source):
+    (workload,) = [w for w in suite_workloads("text-vs-st", quick=False) if w.kind == "throughput"]
+    texts = text_inputs(workload, minilm_source / "tokenizer.json")
+    assert len(texts) == 2000
+    assert texts == text_inputs(workload, minilm_source / "tokenizer.json")
+    words = [len(t.split()) for t in texts]
+    assert min(words) == 4 and max(words) == 64
+
+
+def test_ratios_compare_each_embedrt_engine_with_each_baseline():
+    rows = [
+        {"engine": "embedrt fp32", "key": "embedrt_fp32", "role": "embedrt", "items_per_s": 300.0, "p50_ms": 4.0},
+        {"engine": "pytorch fp32", "key": "pytorch_fp32", "role": "baseline", "items_per_s": 100.0, "p50_ms": 12.0},
+        {"engine": "pytorch bf16", "key": "pytorch_bf16", "role": "baseline", "items_per_s": 150.0, "p50_ms": 10.0},
+    ]
+    _add_ratios(rows)
+    assert rows[0]["speedup_vs_pytorch_fp32"] == 3.0
+    assert rows[0]["speedup_vs_pytorch_bf16"] == 2.0
+    assert rows[0]["p50_latency_ratio_vs_pytorch_fp32"] == pytest.approx(0.333, abs=1e-3)
+    assert rows[0]["p50_latency_ratio_vs_pytorch_bf16"] == 0.4
+    assert not any(k.startswith("speedup") for k in rows[1])  # baselines carry no ratio to themselves
+
+
+def test_gemm_peak_is_measured_for_fp32_and_int8():
+    peak = measure_gemm_peak(256, 2)
+    assert peak["fp32_peak_gflops"] == max(peak["fp32_numpy_gflops"], peak["fp32_onnxruntime_gflops"]) > 0
+    assert peak["int8_peak_gops"] > 0
+    assert peak_for(peak, "int8") == (peak["int8_peak_gops"], "int8")
+    assert peak_for(peak, "fp32") == (peak["fp32_peak_gflops"], "fp32")
+
+
+def _document() -> dict:
+    engines = [
+        {"engine": "embedrt fp32", "key": "embedrt_fp32", "role": "embedrt", "precision": "fp32", "p50_ms": 4.0, "p95_ms": 5.0,
+         "p99_ms": 6.0, "items_per_s": 250.0, "speedup_vs_pytorch_fp32": 2.8, "p50_latency_ratio_vs_pytorch_fp32": 0.33,
+         "achieved_gflops": 40.0, "roofline_fraction": 0.5},
+        {"engine": "pytorch fp32", "key": "pytorch_fp32", "role": "baseline", "precision": "fp32", "p50_ms": 12.0, "p95_ms": 14.0,
+         "p99_ms": 15.0, "items_per_s": 90.0, "achieved_gflops": 14.0, "roofline_fraction": 0.18},
+    ]
+    result = {"name": "text/throughput/b32/mixed", "modality": "text", "kind": "throughput", "inputs": "mixed", "batch": 32,
+              "lengths": {"tokens_mean": 60.0}, "engines": engines}
+    return {"suite": "text", "quick": True, "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
+            "conditions": {"cpu": "Test CPU", "usable_cpus": 2, "cpu_flags": ["avx2"], "gpus": [], "versions": {"embedrt": "0.1.0"}},
+            "roofline": {"gemm_size": 256, "repeats": 2, "fp32_peak_gflops": 80.0, "int8_peak_gops": 300.0},
+            "results": [result]}
+
+
+def test_markdown_table_shows_ratios_and_roofline_fraction():
+    text = markdown(_document())
+    row = next(line for line in text.splitlines() if line.startswith("| text/throughput/b32/mixed | embedrt fp32"))
+    assert "| 2.80x |" in row and "| 0.33x |" in row and "| 50% |" in row
+    assert "speedup vs pytorch fp32" in text
+    assert "fp32 80.0 GFLOP/s" in text
+
+
+def test_report_writes_json_markdown_and_a_png(tmp_path):
+    written = write_report(_document(), tmp_path / "out")
+    assert [p.name for p in written] == [RESULTS_JSON, RESULTS_MD, RESULTS_PNG]
+    assert json.loads((tmp_path / "out" / RESULTS_JSON).read_text())["results"][0]["engines"][0]["speedup_vs_pytorch_fp32"] == 2.8
+    assert (tmp_path / "out" / RESULTS_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
