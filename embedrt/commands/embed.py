@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     embed.add_argument("--max-batch-tokens", type=int, default=None)
     embed.add_argument("--no-truncate", dest="truncate", action="store_false", help="fail on texts longer than the model's max length")
+    embed.add_argument("--long-text", default="truncate", choices=("truncate", "chunk"), help="texts longer than the model: cut them (truncate) or embed overlapping token windows and average them (chunk)")
+    embed.add_argument("--window", type=int, default=None, help="with --long-text chunk: tokens per window (default: the model's max length)")
+    embed.add_argument("--stride", type=int, default=None, help="with --long-text chunk: tokens between window starts (default: 3/4 of a window)")
     embed.set_defaults(func=run)
 
 
@@ -44,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
     options = {"truncate": args.truncate}
     if args.max_batch_tokens:
         options["max_batch_tokens"] = args.max_batch_tokens
+    if args.long_text != "chunk" and (args.window or args.stride):
+        raise InputError("--window and --stride apply to --long-text chunk only.")
+    windowing = {"long_text": "chunk", "window": args.window, "stride": args.stride} if args.long_text == "chunk" else {}
     embedder = embedrt.load(args.model, device=args.device, **options)
-    vectors = _embed_with_progress(embedder, texts)
+    vectors = _embed_with_progress(embedder, texts, windowing)
     if output is None:
         for text, vector in zip(texts, vectors):
             print(json.dumps({"text": text, "embedding": [round(float(x), 7) for x in vector]}, ensure_ascii=False))
@@ -55,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embed_with_progress(embedder, texts: list[str]) -> np.ndarray:
+def _embed_with_progress(embedder, texts: list[str], windowing: dict) -> np.ndarray:
     if len(texts) < PROGRESS_FROM:
-        return embedder.embed(texts)
+        return embedder.embed(texts, **windowing)
     from tqdm import tqdm
 
     with tqdm(total=len(texts), unit="text", desc="embedding", file=sys.stderr) as bar:
-        return embedder.embed(texts, progress=bar.update)
+        return embedder.embed(texts, progress=bar.update, **windowing)

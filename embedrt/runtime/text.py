@@ -108,8 +108,8 @@ class TextEmbedder:
             )
         return encoded
 
-    def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]]]:
-        """Stage 2 (engine): length-sorted batches under the token budget."""
+    def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None, post: Callable | None = None) -> tuple[list[np.ndarray], list]:
+        """Stage 2 (engine): length-sorted batches under the token budget; `post` reduces each result as it comes."""
         batches = plan_batches(
             encoded.lengths,
             max_batch_tokens=self.max_batch_tokens,
@@ -122,7 +122,7 @@ class TextEmbedder:
             inputs = pad_batch(encoded, idx, self.backend.input_names, self.manifest.text.pad_token_id)
             out = self.backend.run(inputs, [output])
             out["attention_mask"] = inputs["attention_mask"]
-            results.append(out)
+            results.append(out if post is None else post(out))
             if progress is not None:
                 progress(len(idx))
         return batches, results
@@ -135,8 +135,27 @@ class TextEmbedder:
         return l2_normalize(vectors) if self.manifest.normalize else vectors
 
     # -- public API --------------------------------------------------------------------------------
-    def embed(self, texts: Sequence[str], *, truncate: bool | None = None, progress: Progress | None = None) -> np.ndarray:
-        """float32 (len(texts), dim), rows in the order of `texts`."""
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate: bool | None = None,
+        progress: Progress | None = None,
+        long_text: str = "truncate",
+        window: int | None = None,
+        stride: int | None = None,
+        return_windows: bool = False,
+    ) -> Any:
+        """float32 (len(texts), dim), rows in the order of `texts`.
+
+        long_text="chunk" embeds texts longer than the model as overlapping token windows of `window`
+        tokens, `stride` apart; return_windows adds each text's window vectors and character spans
+        (see embedrt.runtime.chunking).
+        """
+        if long_text != "truncate" or return_windows or window is not None or stride is not None:
+            from embedrt.runtime.chunking import embed_long
+
+            return embed_long(self, texts, long_text=long_text, window=window, stride=stride, return_windows=return_windows, truncate=truncate, progress=progress)
         encoded = self.tokenize(texts, truncate)
         n = len(encoded.ids)
         if n == 0:

@@ -1,0 +1,98 @@
+"""Long documents: time and peak memory of `embed([doc], long_text="chunk")` against document length.
+
+Each length runs in a fresh process (peak RSS is per process): load the model, warm it up on a
+short chunked document, then embed one sample_document of N words. The baseline, in the same
+process and interleaved, embeds the very same windows as plain texts (embed(window_texts)), so
+the ratio is what windowing and aggregation cost on top of the forward passes.
+
+    python benchmarks/long_document.py [MODEL] [--words 5000 20000 100000] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def measure_one(model: str, words: int, baseline: bool) -> dict:
+    import embedrt
+    from embedrt.sample_text import sample_document
+
+    embedder = embedrt.load(model)
+    embedder.embed([sample_document(2000, seed=1)], long_text="chunk")  # warm-up: ORT arenas reach their working size
+    from embedrt.runtime.chunking import _plan_chunked
+
+    doc = sample_document(words)
+    start = time.perf_counter()
+    _plan_chunked(embedder, [doc], None, None)  # tokenise in pieces + cut windows: everything but the forward passes
+    plan_s = time.perf_counter() - start
+    rss_before = _rss_mb()
+    start = time.perf_counter()
+    _, windows = embedder.embed([doc], long_text="chunk", return_windows=True)
+    chunked = time.perf_counter() - start
+    record = {
+        "words": words,
+        "chars": len(doc),
+        "windows": int(len(windows[0].spans)),
+        "tokens_embedded": int(windows[0].token_counts.sum()),
+        "chunked_s": round(chunked, 3),
+        "tokenise_and_window_s": round(plan_s, 3),
+        "rss_before_mb": round(rss_before, 1),
+        "rss_peak_mb": round(_rss_mb(), 1),
+    }
+    if baseline:
+        texts = [doc[a:b] for a, b in windows[0].spans]
+        start = time.perf_counter()
+        embedder.embed(texts)
+        record["baseline_windows_as_texts_s"] = round(time.perf_counter() - start, 3)
+        record["ratio_chunked_over_baseline"] = round(chunked / record["baseline_windows_as_texts_s"], 3)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", nargs="?", default="default")
+    parser.add_argument("--words", type=int, nargs="+", default=[5000, 20000, 100000])
+    parser.add_argument("--baseline-up-to", type=int, default=20000, help="run the baseline for lengths up to this many words")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(args.model, args.one, args.one <= args.baseline_up_to)))
+        return
+    rows = []
+    for words in args.words:
+        child = subprocess.run(
+            [sys.executable, __file__, args.model, "--one", str(words), "--baseline-up-to", str(args.baseline_up_to)],
+            check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        row = rows[-1]
+        row["s_per_1k_words"] = round(row["chunked_s"] / words * 1000, 3)
+        print(json.dumps(row), flush=True)
+    import embedrt
+
+    result = {
+        "benchmark": "long_document",
+        "model": args.model,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "embedrt": embedrt.__version__,
+        "rows": rows,
+    }
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
