@@ -93,7 +93,7 @@ def export_image_onnx(graph: torch.nn.Module, path: Path, crop: int, opset: int 
     """The fp32 graph: pixel_values (batch, 3, crop, crop) -> image_embedding (batch, dim), batch axis dynamic."""
     example = torch.zeros((2, 3, crop, crop), dtype=torch.float32)
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is deliberate
+        warnings.simplefilter("ignore")  # tracer warnings from transformers; dynamo=False is deliberate
         torch.onnx.export(
             graph,
             (example,),

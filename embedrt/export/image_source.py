@@ -6,6 +6,7 @@ head removed, the preprocessing its weights expect, and a record of where it cam
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state: Any = load_file(str(path))
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch and safetensors raise many types for a bad file
+    except pickle.UnpicklingError:
         raise ExportError(
-            f"--weights {path}: cannot be read as a state dict ({type(exc).__name__}: {str(exc)[:200]}). "
-            "A pickled whole model is refused for safety: save model.state_dict() instead."
-        ) from exc
+            f"--weights {path}: holds pickled Python objects besides tensors (a whole model?), which are refused "
+            "for safety; save model.state_dict() instead."
+        ) from None
+    except Exception as exc:  # torch and safetensors raise many types for a damaged file
+        raise ExportError(f"--weights {path}: cannot be read as a state dict ({type(exc).__name__}: {str(exc)[:200]}).") from exc
     for key in CHECKPOINT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
