@@ -7,6 +7,7 @@ ResNet in PyTorch eager for images, and PyTorch fp16 on a CUDA GPU when there is
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,7 @@ def sentence_transformers_text(source: Path, precision: str, dtype: Any, *, devi
 def pytorch_image(model: Any, preprocess: Callable[[Sequence[Any]], np.ndarray], precision: str, dtype: Any, *, device: str = "cpu") -> Engine:
     """The same ResNet in PyTorch eager, fed by embedrt's own preprocessing (so only the engine differs)."""
     torch = _torch()
-    model = model.to(device=device, dtype=dtype).eval()
+    model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()  # .to() is in place: each precision its own copy
 
     def embed(images: Sequence[np.ndarray], batch: int | None) -> np.ndarray:
         size = batch or IMAGE_DEFAULT_BATCH

@@ -1,0 +1,16 @@
+"""Issue 2's measurement: embedrt fp32 vs sentence-transformers fp32, in one process, interleaved.
+
+2,000 mixed-length sentences (embedrt's token budget vs encode()'s default batch of 32) for
+throughput, and 200 single-sentence calls for batch-1 latency; prints both and the targets
+(>= 2.5x throughput, <= 0.35x p50 latency). The same as `embedrt bench --suite text-vs-st`.
+
+    python benchmarks/text_vs_sentence_transformers.py [--out DIR] [--text-model EXPORT_DIR]
+"""
+
+import sys
+
+from embedrt.cli import main
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sys.exit(main(["bench", "--suite", "text-vs-st", *([] if "--out" in args else ["--out", "bench-out/text-vs-st"]), *args]))
