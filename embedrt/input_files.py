@@ -1,12 +1,15 @@
 """Reading inputs from files and writing vectors to files, for the CLI commands.
 
 Text files hold one text per line; JSONL files one object per line with a "text" field.
+Tables (labelled data for evaluate and visualize) are .csv/.tsv with a header line, or .jsonl.
 Vectors go to `.npy` (float32 (n, dim)) or `.jsonl` (one object per input with its vector).
 Writes are atomic: a failed run leaves no output file behind.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -51,6 +54,47 @@ def read_jsonl_lines(path: Path, lines: Sequence[str], required: Sequence[str] =
                 raise InputError(f"{path}:{number}: {key!r} is {type(record[key]).__name__}, not a string.")
         records.append(record)
     return records
+
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None}
+
+
+def read_table(path: str | os.PathLike, required: Sequence[str], option: str = "--data") -> list[dict[str, Any]]:
+    """Rows of a .csv/.tsv (header line) or .jsonl file, each with every `required` column present and non-empty."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"{option} {path}: use a .csv, .tsv or .jsonl file (columns {', '.join(required)}).")
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise InputError(f"{option} {path}: no such file.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{option} {path}: unreadable ({exc}); give a UTF-8 file.") from exc
+    if not raw.strip():
+        raise InputError(f"{option} {path}: the file is empty; it needs the columns {', '.join(required)} and at least one row.")
+    if TABLE_SUFFIXES[suffix] is None:
+        rows, first_line = read_jsonl_lines(path, raw.splitlines()), 1
+    else:
+        reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter=TABLE_SUFFIXES[suffix])
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{option} {path}: no {missing[0]!r} column in the header (found {', '.join(reader.fieldnames or [])}); expected {', '.join(required)}.")
+        rows, first_line = list(reader), 2
+    if not rows:
+        raise InputError(f"{option} {path}: a header but no rows.")
+    for number, row in enumerate(rows, start=first_line):
+        for column in required:
+            if row.get(column) is None or row.get(column) == "":
+                where = f"{path}:{number}" if TABLE_SUFFIXES[suffix] is None else f"{path}, row {number}"
+                raise InputError(f"{option} {where}: no {column!r} value; every row needs {', '.join(required)}.")
+    return rows
+
+
+def table_columns(path: str | os.PathLike, option: str = "--data") -> list[str]:
+    """The column names of a .csv/.tsv header, or the keys of a .jsonl file's first object."""
+    rows = read_table(path, (), option)
+    return list(rows[0].keys())
 
 
 def check_output_path(path: str | os.PathLike | None) -> Path | None:
