@@ -23,6 +23,10 @@ demo: setup
 	$(BIN)/embedrt export text default --out $(MODEL_DIR) --overwrite
 	$(BIN)/python examples/similarity.py $(MODEL_DIR)
 
+# embedrt vs PyTorch, full suite (README "Benchmarks"); e.g. make bench BENCH_ARGS="--quick"
+bench: setup
+	$(BIN)/embedrt bench --out bench-out $(BENCH_ARGS)
+
 $(VISION_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VISION_VENV)
 	$(VISION_VENV)/bin/python -m pip install --quiet --upgrade pip
