@@ -142,3 +142,17 @@ def test_an_unknown_source_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ExportError, match="model_type 'bert'"):
         read_image_source(tmp_path)
+
+
+def test_an_hf_classification_checkpoint_exports_its_backbone_without_the_head(tmp_path):
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    config = ResNetConfig(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 128], embedding_size=8, num_labels=5)
+    classifier = ResNetForImageClassification(config).eval()
+    classifier.save_pretrained(tmp_path / "cls")
+    source = read_image_source(tmp_path / "cls")
+    pixels = torch.from_numpy(np.stack([np.full((3, 224, 224), v, dtype=np.float32) for v in (-1.0, 0.5)]))
+    with torch.no_grad():
+        assert source.dim == 128
+        assert torch.equal(source.model(pixels), classifier.resnet(pixels).pooler_output.flatten(1))

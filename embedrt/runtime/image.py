@@ -119,7 +119,7 @@ class ImageEmbedder:
         pending: deque[tuple[Sequence[int], list[Future]]] = deque()
         chunks = iter_chunks(range(len(images)), self.batch_size)
         for chunk in chunks:
-            pending.append((chunk, [pool.submit(self._pixels, i, images[i]) for i in chunk]))
+            pending.append((chunk, [pool.submit(load_pixels, images[i], self.preprocessing) for i in chunk]))
             if len(pending) > PREFETCH_BATCHES:
                 yield pending.popleft()
         while pending:
@@ -155,9 +155,9 @@ class ImageEmbedder:
                             kept.append(i)
                         except InputError as exc:
                             if on_error == "raise":
-                                raise
+                                raise InputError(f"images[{i}] {describe(images[i])}: {exc}") from None
                             good[i] = False
-                            failures.append(ImageFailure(i, describe(images[i]), str(exc).split(": ", 1)[-1]))
+                            failures.append(ImageFailure(i, describe(images[i]), str(exc)))
                     if rows:
                         out = self._run(np.stack(rows))
                         check_finite(out, "images", indices=kept)
