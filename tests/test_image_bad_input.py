@@ -88,6 +88,12 @@ def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(resnet18, tmp_path):
     assert np.abs(got - clipped).max() > 0.05
 
 
+def test_an_extremely_elongated_image_is_refused_before_resizing(resnet18):
+    strip = np.zeros((1, 10_000, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match=r"images\[0\] <array \(1, 10000, 3\) uint8>: 10000x1: too elongated"):
+        resnet18.embed([strip])
+
+
 def test_unusable_python_objects_are_named(resnet18):
     with pytest.raises(InputError, match=r"images\[1\] <int>: unsupported type int"):
         resnet18.embed([photo("coffee"), 42])

@@ -112,7 +112,7 @@ class ImageEmbedder:
         try:
             return load_pixels(item, self.preprocessing)
         except InputError as exc:
-            raise InputError(f"images[{index}] {describe(item)}: {exc}") from None
+            raise _named(index, item, exc) from None
 
     def _decoded_batches(self, images: Sequence[ImageInput], pool: ThreadPoolExecutor) -> Iterator[tuple[Sequence[int], list[Future]]]:
         """Batches of futures, submitted PREFETCH_BATCHES ahead of the one being consumed."""
@@ -155,7 +155,7 @@ class ImageEmbedder:
                             kept.append(i)
                         except InputError as exc:
                             if on_error == "raise":
-                                raise InputError(f"images[{i}] {describe(images[i])}: {exc}") from None
+                                raise _named(i, images[i], exc) from None
                             good[i] = False
                             failures.append(ImageFailure(i, describe(images[i]), str(exc)))
                     if rows:
@@ -170,6 +170,11 @@ class ImageEmbedder:
         if on_error == "raise":
             return vectors
         return PartialEmbeddings(vectors[good], np.flatnonzero(good), failures)
+
+
+def _named(index: int, item: ImageInput, exc: InputError) -> InputError:
+    """The error for the caller: which input (index and path) and why."""
+    return InputError(f"images[{index}] {describe(item)}: {exc}")
 
 
 def _check_sequence(images: Sequence[ImageInput]) -> Sequence[ImageInput]:

@@ -148,6 +148,11 @@ def centre_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
 def pixel_values(image: Image.Image, prep: ImagePreprocessing) -> np.ndarray:
     """float32 (3, crop, crop): resize, centre crop, rescale, normalise, channels first."""
     size = resized_size(image.width, image.height, prep.resize)
+    if size[0] * size[1] > (Image.MAX_IMAGE_PIXELS or float("inf")):  # a 1x10000 strip would become 256x2560000
+        raise InputError(
+            f"{image.width}x{image.height}: too elongated; resizing its shorter side to {prep.resize} gives "
+            f"{size[0]}x{size[1]} pixels, past Pillow's limit of {Image.MAX_IMAGE_PIXELS}"
+        )
     if size != image.size:
         image = image.resize(size, resample=RESAMPLE[prep.interpolation])
     image = image.crop(centre_box(image.width, image.height, prep.crop))
