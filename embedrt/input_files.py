@@ -21,8 +21,10 @@ from embedrt.errors import InputError
 
 
 def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
-    """Texts from a .jsonl file ({"text": ...} per line) or any other file (one text per line)."""
+    """Texts from a .jsonl file ({"text": ...} per line), a .csv/.tsv file's `field` column, or any other file (one text per line)."""
     path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return [str(row[field]) for row in read_table(path, (field,), "--input")]
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:

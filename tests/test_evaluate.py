@@ -177,3 +177,10 @@ def test_engine_parity_refuses_exports_of_different_dimensions(minilm):
 
     with pytest.raises(Exception, match="384-d vectors and other 8-d"):
         engine_parity(minilm, Other(), ["a", "b"])
+
+
+def test_embed_takes_the_text_column_of_a_csv_as_the_walk_through_does(minilm, minilm_dir, tmp_path):
+    out = tmp_path / "v.npy"
+    assert main(["embed", str(minilm_dir), "--input", EXAMPLE, "--output", str(out)]) == 0
+    data = read_dataset(EXAMPLE)[1]
+    np.testing.assert_allclose(np.load(out), minilm.embed(data.texts), atol=1e-6)

@@ -79,7 +79,7 @@ def _table(result: dict[str, Any], embedder, other) -> str:
         p = result["parity"]
         lines.append(f"parity of {p['model']} against {p['reference']} on {p['n']} inputs ({p['precision']} gate: {'passed' if p['passed'] else 'MISSED'})")
         for name in ("min_cosine", "mean_cosine", "max_abs") + tuple(k for k in p if k.startswith("neighbour_agreement")):
-            lines.append(f"  {name:<22}{p[name]:>14.6f}")
+            lines.append(f"  {name:<22}{p[name]:>14.2e}" if name == "max_abs" else f"  {name:<22}{p[name]:>14.7f}")
     return "\n".join(lines)
 
 
