@@ -124,3 +124,15 @@ def test_report_writes_json_markdown_and_a_png(tmp_path):
     assert json.loads((tmp_path / "out" / RESULTS_JSON).read_text())["results"][0]["engines"][0]["speedup_vs_pytorch_fp32"] == 2.8
     assert (tmp_path / "out" / RESULTS_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+
+
+def test_pytorch_fp16_baseline_is_added_only_on_a_cuda_device():
+    """Configuration only (this machine has no GPU): which baselines a GPU run would measure, and against which peak."""
+    from embedrt.bench.engines import pytorch_baselines
+
+    assert [p for p, _ in pytorch_baselines("cpu")] == ["fp32", "bf16"]
+    assert [p for p, _ in pytorch_baselines("cuda")] == ["fp32", "bf16", "fp16"]
+    gpu = {"fp32_peak_gflops": 100.0, "gpu_fp32_peak_gflops": 19000.0, "gpu_fp16_peak_gflops": 120000.0}
+    assert peak_for(gpu, "fp16", on_gpu=True) == (120000.0, "GPU fp16")
+    assert peak_for(gpu, "fp32", on_gpu=True) == (19000.0, "GPU fp32")
+    assert peak_for(gpu, "fp32") == (100.0, "fp32")

@@ -86,6 +86,23 @@ def measure_gemm_peak(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
     return found
 
 
+def measure_gpu_gemm_peak(n: int = 4096, repeats: int = 5) -> dict[str, Any]:
+    """fp32 and fp16 GEMM on the first CUDA GPU through torch (the engines there are held against these)."""
+    import torch
+
+    found: dict[str, Any] = {}
+    for name, dtype in (("gpu_fp32_peak_gflops", torch.float32), ("gpu_fp16_peak_gflops", torch.float16)):
+        a = torch.randn((n, n), device="cuda", dtype=dtype)
+        b = torch.randn((n, n), device="cuda", dtype=dtype)
+
+        def run() -> None:
+            a @ b
+            torch.cuda.synchronize()
+
+        found[name] = round(2 * n**3 / _best_seconds(run, repeats) / 1e9, 1)
+    return found
+
+
 def best_of(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """The higher of two measurements of each peak (the machine can do at least that)."""
     best = dict(first)
@@ -96,8 +113,11 @@ def best_of(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     return best
 
 
-def peak_for(roofline: dict[str, Any], precision: str) -> tuple[float | None, str]:
+def peak_for(roofline: dict[str, Any], precision: str, on_gpu: bool = False) -> tuple[float | None, str]:
     """(GFLOP/s, which peak) that a model of `precision` should be held against."""
+    if on_gpu:
+        half = precision in ("fp16", "bf16") and roofline.get("gpu_fp16_peak_gflops")
+        return (roofline["gpu_fp16_peak_gflops"], "GPU fp16") if half else (roofline.get("gpu_fp32_peak_gflops"), "GPU fp32")
     if precision.startswith("int8") and roofline.get("int8_peak_gops"):
         return roofline["int8_peak_gops"], "int8"
     return roofline.get("fp32_peak_gflops"), "fp32"

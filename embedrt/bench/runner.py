@@ -18,7 +18,7 @@ import numpy as np
 from embedrt.bench import engines as eng
 from embedrt.bench import models
 from embedrt.bench.machine import load_average, machine_conditions
-from embedrt.bench.roofline import best_of, measure_gemm_peak, peak_for, text_flops_per_token
+from embedrt.bench.roofline import best_of, measure_gemm_peak, measure_gpu_gemm_peak, peak_for, text_flops_per_token
 from embedrt.bench.timing import interleave, summarize
 from embedrt.bench.workloads import DEFAULT_TEXT, IMAGE_MODEL, LONG_TEXT, Workload, _raw_tokenizer, image_inputs, text_inputs
 from embedrt.manifest import read_manifest
@@ -55,6 +55,8 @@ def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: st
     conditions = machine_conditions()
     gemm = (1024, 5) if options.quick else (options.gemm_size, options.gemm_repeats)
     roofline = measure_gemm_peak(*gemm)
+    if options.device != "cpu":
+        roofline.update(measure_gpu_gemm_peak())
     results = []
     with _progress(enabled=progress) as bar:
         for model_key in dict.fromkeys(w.model for w in workloads):
@@ -95,6 +97,11 @@ def _contenders(model_key: str, options: BenchOptions) -> Contenders:
     raise ValueError(model_key)
 
 
+def _torch_device(options: BenchOptions) -> str:
+    """PyTorch runs where embedrt runs: the CPU, or the GPU behind the cuda and tensorrt providers."""
+    return "cpu" if options.device == "cpu" else "cuda"
+
+
 def _with_variants(fp32_dirs: list[Path], options: BenchOptions) -> list[Path]:
     dirs = list(fp32_dirs)
     if options.variants:
@@ -113,8 +120,8 @@ def _text_contenders(model_key: str, options: BenchOptions) -> Contenders:
     assert manifest.text is not None
     max_length = manifest.text.max_length
     engines = [eng.embedrt_text(p, options.device) for p in _with_variants(fp32_dirs, options)]
-    engines += [eng.sentence_transformers_text(source, prec, dtype, device=options.device, max_seq_length=max_length)
-                for prec, dtype in eng.pytorch_baselines(options.device) if prec in options.baselines or prec == "fp16"]
+    engines += [eng.sentence_transformers_text(source, prec, dtype, device=_torch_device(options), max_seq_length=max_length)
+                for prec, dtype in eng.pytorch_baselines(_torch_device(options)) if prec in options.baselines or prec == "fp16"]
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     tokenizer_file = fp32_dirs[0] / "tokenizer.json"
 
@@ -143,8 +150,8 @@ def _image_contenders(options: BenchOptions) -> Contenders:
     engines = [eng.embedrt_image(p, options.device) for p in _with_variants([fp32_dir], options)]
     preprocess = _image_preprocess(fp32_dir)
     torch_model = models.image_source_model(manifest)
-    engines += [eng.pytorch_image(torch_model, preprocess, prec, dtype, device=options.device)
-                for prec, dtype in eng.pytorch_baselines(options.device) if prec in options.baselines or prec == "fp16"]
+    engines += [eng.pytorch_image(torch_model, preprocess, prec, dtype, device=_torch_device(options))
+                for prec, dtype in eng.pytorch_baselines(_torch_device(options)) if prec in options.baselines or prec == "fp16"]
     gflop = models.image_gflop(manifest)
     assert manifest.image is not None
     described = {"name": IMAGE_MODEL, "export": str(fp32_dir), "source": manifest.source, "crop": manifest.image.crop,
@@ -199,7 +206,8 @@ def _fill_roofline(results: list[dict[str, Any]], roofline: dict[str, Any]) -> N
     """Achieved FLOP/s as a fraction of the GEMM peak of the engine's precision (int8 against int8)."""
     for result in results:
         for row in result["engines"]:
-            peak, which = peak_for(roofline, row["precision"])
+            on_gpu = "CUDA" in row["provider"] or "Tensorrt" in row["provider"] or row["provider"] == "torch cuda"
+            peak, which = peak_for(roofline, row["precision"], on_gpu)
             if row.get("achieved_gflops") and peak:
                 row["roofline_fraction"] = round(row["achieved_gflops"] / peak, 3)
                 row["roofline_peak"] = f"{which} GEMM {peak} G/s"

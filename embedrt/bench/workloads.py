@@ -63,25 +63,25 @@ def text_suite(quick: bool) -> list[Workload]:
             _text("throughput", None, "mixed", 128, call_size=64),
         ]
     return [
-        _text("latency", 1, "mixed", 200),
-        _text("throughput", 8, "mixed", 512, call_size=256),
-        _text("throughput", 32, "mixed", 512, call_size=256),
-        _text("throughput", 128, "mixed", 512, call_size=256),
-        _text("throughput", None, "mixed", 2000, call_size=250),
+        _text("latency", 1, "mixed", 100),
+        _text("throughput", 8, "mixed", 256, call_size=128),
+        _text("throughput", 32, "mixed", 256, call_size=128),
+        _text("throughput", 128, "mixed", 256, call_size=128),
+        _text("throughput", None, "mixed", 1000, call_size=250),
         # the sequence-length sweep: queries, passages, documents (512 tokens on the 512-position model)
-        _text("latency", 1, "short", 100),
-        _text("latency", 1, "passage-128", 50),
-        _text("latency", 1, "doc-256", 30),
-        _text("latency", 1, "doc-512", 20, model=LONG_TEXT),
-        _text("throughput", 32, "passage-128", 256, call_size=128),
-        _text("throughput", 8, "doc-512", 64, call_size=32, model=LONG_TEXT),
+        _text("latency", 1, "short", 60),
+        _text("latency", 1, "passage-128", 30),
+        _text("latency", 1, "doc-256", 20),
+        _text("latency", 1, "doc-512", 12, model=LONG_TEXT),
+        _text("throughput", 32, "passage-128", 128, call_size=64),
+        _text("throughput", 8, "doc-512", 32, call_size=16, model=LONG_TEXT),
     ]
 
 
 def image_suite(quick: bool) -> list[Workload]:
     if quick:
         return [_image("latency", 1, 6), _image("throughput", 16, 32, call_size=16)]
-    return [_image("latency", 1, 30), _image("throughput", 16, 96, call_size=32)]
+    return [_image("latency", 1, 20), _image("throughput", 16, 64, call_size=32)]
 
 
 def text_vs_sentence_transformers_suite(sentences: int = 2000, latency_calls: int = 200) -> list[Workload]:
