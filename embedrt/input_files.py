@@ -25,16 +25,20 @@ def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
     path = Path(path)
     if path.suffix.lower() in (".csv", ".tsv"):
         return [str(row[field]) for row in read_table(path, (field,), "--input")]
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"--input {path}: no such file.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--input {path}: unreadable ({exc}); give a UTF-8 text or JSONL file.") from exc
-    lines = raw.splitlines()
+    lines = read_utf8(path, "--input", "a UTF-8 text or JSONL file").splitlines()
     if path.suffix.lower() != ".jsonl":
         return lines
     return [str(r[field]) for r in read_jsonl_lines(path, lines, required=(field,))]
+
+
+def read_utf8(path: Path, option: str, what: str) -> str:
+    """A file's text (a leading BOM dropped), or an InputError naming the option, the file and `what` to give."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise InputError(f"{option} {path}: no such file.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{option} {path}: unreadable ({exc}); give {what}.") from exc
 
 
 def read_jsonl_lines(path: Path, lines: Sequence[str], required: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -67,12 +71,7 @@ def read_table(path: str | os.PathLike, required: Sequence[str], option: str = "
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{option} {path}: use a .csv, .tsv or .jsonl file (columns {', '.join(required)}).")
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise InputError(f"{option} {path}: no such file.") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{option} {path}: unreadable ({exc}); give a UTF-8 file.") from exc
+    raw = read_utf8(path, option, "a UTF-8 file")
     if not raw.strip():
         raise InputError(f"{option} {path}: the file is empty; it needs the columns {', '.join(required)} and at least one row.")
     if TABLE_SUFFIXES[suffix] is None:
