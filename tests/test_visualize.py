@@ -137,3 +137,20 @@ def test_bad_outputs_and_model_arguments_are_refused_before_any_work(clusters, t
     assert "give the MODEL" in _run_error(["--input", EXAMPLE, "--out", str(tmp_path / "p.png")], capsys)
     (tmp_path / "bad.npy").write_bytes(b"not an array")
     assert "not a readable .npy array" in _run_error(["--input", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "p.png")], capsys)
+
+
+def test_an_image_export_draws_the_images_listed_in_the_image_column(resnet18, resnet18_dir, tmp_path):
+    from image_samples import photo, write
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "camera"]
+    (tmp_path / "img").mkdir()
+    for name in names:
+        write(tmp_path / "img" / f"{name}.png", photo(name))
+    table = tmp_path / "images.csv"
+    table.write_text("image,label\n" + "".join(f"img/{n}.png,{'cat' if n == 'chelsea' else 'other'}\n" for n in names), encoding="utf-8")
+    out, coords_file = tmp_path / "images.html", tmp_path / "coords.npy"
+    assert main(["visualize", str(resnet18_dir), "--input", str(table), "--method", "pca", "--out", str(out), "--coords", str(coords_file)]) == 0
+    vectors = resnet18.embed([str(tmp_path / "img" / f"{n}.png") for n in names])
+    np.testing.assert_allclose(np.load(coords_file), reduce_to_2d(vectors, "pca"), atol=1e-4)
+    page = out.read_text(encoding="utf-8")
+    assert page.count("<circle") == 5 and "chelsea.png</title>" in page

@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", metavar="FILE", help="retrieval: more documents to search (one a line, or JSONL with 'text')")
     p.add_argument("--compare", metavar="OTHER", help="a second export dir (another precision, say): the task on both, and their parity")
     p.add_argument("--source", metavar="DIR", help="parity: the PyTorch checkpoint dir (default: the one the manifest records)")
-    p.add_argument("--k", type=int, default=5, help="classification: neighbours that vote (default 5); parity: neighbours compared (x2)")
+    p.add_argument("--k", type=int, default=5, help="classification: neighbours that vote (default 5)")
+    p.add_argument("--top-k", type=int, default=10, help="parity: nearest neighbours compared per input (default 10)")
     p.add_argument("--long-text", default="truncate", choices=("truncate", "chunk"), help="texts longer than the model (see embedrt embed)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -38,22 +39,22 @@ def run(args: argparse.Namespace) -> int:
     from embedrt.evaluation.parity import engine_parity, source_parity
     from embedrt.evaluation.quality import dataset_texts, evaluate_quality
 
-    if args.k < 1:
-        raise InputError(f"--k {args.k}: must be at least 1.")
+    if args.k < 1 or args.top_k < 1:
+        raise InputError(f"--k {args.k} / --top-k {args.top_k}: must be at least 1.")
     task, data = read_dataset(args.data, args.task, args.corpus)
     embedder = embedrt.load(args.model, device=args.device)
     other = embedrt.load(args.compare, device=args.device) if args.compare else None
     result: dict[str, Any] = {"data": str(args.data), "task": task, "model": str(embedder.path)}
     if task == "parity":
         if other is None:
-            result["parity"] = source_parity(embedder, data.texts, source=args.source, k=2 * args.k)
+            result["parity"] = source_parity(embedder, data.texts, source=args.source, k=args.top_k)
         else:
-            result["parity"] = engine_parity(embedder, other, data.texts, k=2 * args.k)
+            result["parity"] = engine_parity(embedder, other, data.texts, k=args.top_k)
     else:
         result[str(embedder.path)] = evaluate_quality(_embed_fn(embedder, args.long_text), task, data, args.k)
         if other is not None:
             result[str(other.path)] = evaluate_quality(_embed_fn(other, args.long_text), task, data, args.k)
-            result["parity"] = engine_parity(embedder, other, dataset_texts(data), k=2 * args.k)
+            result["parity"] = engine_parity(embedder, other, dataset_texts(data), k=args.top_k)
     print(json.dumps(result, indent=2) if args.json else _table(result, embedder, other))
     return 0
 
