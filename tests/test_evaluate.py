@@ -184,3 +184,23 @@ def test_embed_takes_the_text_column_of_a_csv_as_the_walk_through_does(minilm, m
     assert main(["embed", str(minilm_dir), "--input", EXAMPLE, "--output", str(out)]) == 0
     data = read_dataset(EXAMPLE)[1]
     np.testing.assert_allclose(np.load(out), minilm.embed(data.texts), atol=1e-6)
+
+
+def test_an_image_export_is_scored_on_the_images_of_an_image_column(resnet18, resnet18_dir, tmp_path, capsys):
+    from image_samples import photo, write
+
+    from embedrt.evaluation.metrics import knn_accuracy
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "camera", "cat"]
+    labels = ["person", "object", "animal", "object", "person", "animal"]
+    (tmp_path / "img").mkdir()
+    for name in names:
+        write(tmp_path / "img" / f"{name}.png", photo(name))
+    table = tmp_path / "images.csv"
+    table.write_text("image,label\n" + "".join(f"img/{n}.png,{l}\n" for n, l in zip(names, labels)), encoding="utf-8")
+    assert main(["evaluate", str(resnet18_dir), "--data", str(table), "--k", "1", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)[str(resnet18_dir)]
+    vectors = resnet18.embed([str(tmp_path / "img" / f"{n}.png") for n in names])
+    assert scores["knn_accuracy@1"] == pytest.approx(knn_accuracy(vectors, labels, k=1))
+    assert main(["evaluate", str(resnet18_dir), "--data", str(table), "--task", "sts"]) == 2
+    assert "an image export is evaluated on classification or parity" in capsys.readouterr().err

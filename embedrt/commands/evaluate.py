@@ -34,15 +34,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import embedrt
+    from embedrt.default_model import resolve_model
     from embedrt.errors import InputError
     from embedrt.evaluation.datasets import read_dataset
     from embedrt.evaluation.parity import engine_parity, source_parity
     from embedrt.evaluation.quality import dataset_texts, evaluate_quality
+    from embedrt.manifest import read_manifest
 
     if args.k < 1 or args.top_k < 1:
         raise InputError(f"--k {args.k} / --top-k {args.top_k}: must be at least 1.")
-    task, data = read_dataset(args.data, args.task, args.corpus)
-    embedder = embedrt.load(args.model, device=args.device)
+    path = resolve_model(args.model)
+    items = "image" if read_manifest(path).modality == "image" else "text"
+    task, data = read_dataset(args.data, args.task, args.corpus, items)  # bad data fails before a model loads
+    embedder = embedrt.load(path, device=args.device)
     other = embedrt.load(args.compare, device=args.device) if args.compare else None
     result: dict[str, Any] = {"data": str(args.data), "task": task, "model": str(embedder.path)}
     if task == "parity":
@@ -60,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _embed_fn(embedder, long_text: str):
+    if embedder.manifest.modality == "image":
+        return lambda paths: embedder.embed(list(paths))
     if long_text == "chunk":
         return lambda texts: embedder.embed(list(texts), long_text="chunk")
     return lambda texts: embedder.embed(list(texts))
