@@ -136,3 +136,10 @@ def test_pytorch_fp16_baseline_is_added_only_on_a_cuda_device():
     assert peak_for(gpu, "fp16", on_gpu=True) == (120000.0, "GPU fp16")
     assert peak_for(gpu, "fp32", on_gpu=True) == (19000.0, "GPU fp32")
     assert peak_for(gpu, "fp32") == (100.0, "fp32")
+
+
+def test_a_run_on_a_busy_machine_says_so():
+    document = _document()
+    assert "busy" not in markdown(document)
+    document["conditions"]["load_average_at_start"] = [9.5, 8.0, 6.0]
+    assert "the machine was busy (1-minute load average 9.5 on 2 CPUs)" in markdown(document)

@@ -93,6 +93,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"- versions: {versions}",
         f"- GEMM peak measured in this run ({r['gemm_size']}^3, best of {r['repeats']}): fp32 {r['fp32_peak_gflops']} GFLOP/s{int8}",
         f"- started {document['started_at']}, took {document['duration_s']} s",
+        *([f"- **{busy_warning(document)}**"] if busy_warning(document) else []),
         "",
         table(document),
         "How to read it: embedrt and its baselines ran the same inputs in one process, call by call in turn.",
@@ -105,6 +106,17 @@ def markdown(document: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def busy_warning(document: dict[str, Any]) -> str | None:
+    """A run on a machine busier than its cores is not a figure to publish or to gate on."""
+    c = document["conditions"]
+    loads = [x for key in ("load_average_at_start", "load_average_at_end") for x in c.get(key, [])[:1]]
+    cpus = c.get("usable_cpus") or 1
+    if loads and max(loads) > 1.5 * cpus:
+        return (f"the machine was busy (1-minute load average {max(loads)} on {cpus} CPUs): other work competed for "
+                "the cores, which hurts PyTorch's OpenMP threads more than ONNX Runtime's; re-run on a quiet machine")
+    return None
 
 
 # -- plot -----------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from embedrt.bench import models
 from embedrt.bench.machine import load_average, machine_conditions
 from embedrt.bench.roofline import best_of, measure_gemm_peak, measure_gpu_gemm_peak, peak_for, text_flops_per_token
 from embedrt.bench.timing import interleave, summarize
-from embedrt.bench.workloads import DEFAULT_TEXT, IMAGE_MODEL, LONG_TEXT, Workload, _raw_tokenizer, image_inputs, text_inputs
+from embedrt.bench.workloads import DEFAULT_TEXT, IMAGE_MODEL, LONG_TEXT, Workload, raw_tokenizer, image_inputs, text_inputs
 from embedrt.manifest import read_manifest
 
 SCHEMA = "embedrt-bench/1"
@@ -50,7 +50,7 @@ class Contenders:
 
 
 def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: str, progress: bool = True) -> dict[str, Any]:
-    """Measure every workload on embedrt and its baselines; return the results document (see report.write_results)."""
+    """Measure every workload on embedrt and its baselines; return the results document (see report.write_report)."""
     started = time.time()
     conditions = machine_conditions()
     gemm = (1024, 5) if options.quick else (options.gemm_size, options.gemm_repeats)
@@ -66,7 +66,7 @@ def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: st
             bar.add_total(sum(w.calls for w in group) * len(contenders.engines))
             for workload in group:
                 bar.set_description(workload.name)
-                record = _measure(workload, contenders, roofline, bar.update)
+                record = _measure(workload, contenders, bar.update)
                 results.append(record)
                 bar.write(_one_line(record))
             del contenders
@@ -126,7 +126,7 @@ def _text_contenders(model_key: str, options: BenchOptions) -> Contenders:
     tokenizer_file = fp32_dirs[0] / "tokenizer.json"
 
     def lengths_of(texts: list) -> np.ndarray:
-        return np.array([len(e.ids) for e in _raw_tokenizer(str(tokenizer_file)).encode_batch(list(texts))])
+        return np.array([len(e.ids) for e in raw_tokenizer(str(tokenizer_file)).encode_batch(list(texts))])
 
     def flops(texts: list) -> float:
         used = np.minimum(lengths_of(texts), max_length)
@@ -168,7 +168,7 @@ def _image_preprocess(path: Path) -> Callable[[Sequence[Any]], np.ndarray]:
 
 
 # -- one workload -------------------------------------------------------------------------------------
-def _measure(workload: Workload, contenders: Contenders, roofline: dict[str, Any], tick: Callable[[], None]) -> dict[str, Any]:
+def _measure(workload: Workload, contenders: Contenders, tick: Callable[[], None]) -> dict[str, Any]:
     inputs = contenders.inputs(workload)
     if workload.kind == "latency":
         calls = [[x] for x in inputs]
@@ -177,7 +177,7 @@ def _measure(workload: Workload, contenders: Contenders, roofline: dict[str, Any
         size = workload.items_per_call
         chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
         calls = chunks * workload.repeats
-        warmup = [chunks[0][: max(workload.batch or 64, 16)]]
+        warmup = [chunks[0][: workload.batch or 32]]  # one batch: sessions allocate their buffers before the timing
     runs = {e.label: (lambda item, e=e: e.embed(item, workload.batch)) for e in contenders.engines}
     with _quiet_embedrt():
         seconds = interleave(runs, calls, warmup=warmup, tick=tick)

@@ -59,8 +59,8 @@ def text_suite(quick: bool) -> list[Workload]:
     if quick:
         return [
             _text("latency", 1, "mixed", 24),
-            _text("throughput", 32, "mixed", 128, call_size=64),
-            _text("throughput", None, "mixed", 128, call_size=64),
+            _text("throughput", 32, "mixed", 96, call_size=48),
+            _text("throughput", None, "mixed", 96, call_size=48),
         ]
     return [
         _text("latency", 1, "mixed", 100),
@@ -102,7 +102,7 @@ def text_inputs(workload: Workload, tokenizer_file: Path) -> list[str]:
 
 def texts_of_tokens(tokenizer_file: Path, n: int, tokens: int, seed: int = 3) -> list[str]:
     """`n` documents of exactly `tokens` tokens (special tokens included) for this tokenizer, cut at a token boundary."""
-    tokenizer = _raw_tokenizer(str(tokenizer_file))
+    tokenizer = raw_tokenizer(str(tokenizer_file))
     texts = []
     for i in range(n):
         doc = sample_document(tokens * 2, seed=seed + i)
@@ -114,7 +114,7 @@ def texts_of_tokens(tokenizer_file: Path, n: int, tokens: int, seed: int = 3) ->
 
 
 @lru_cache(maxsize=4)
-def _raw_tokenizer(path: str):
+def raw_tokenizer(path: str):
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(path)

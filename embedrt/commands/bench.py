@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from embedrt.bench.compare import compare_results, parse_threshold
-    from embedrt.bench.report import read_results, table, write_report
+    from embedrt.bench.report import busy_warning, read_results, table, write_report
     from embedrt.errors import EmbedrtError
 
     threshold = parse_threshold(args.max_regression)
@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         document = _measure(args)
         written = write_report(document, Path(args.out))
         print(table(document))
+        if busy_warning(document):
+            print(f"warning: {busy_warning(document)}", file=sys.stderr)
         _print_targets(document)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     if baseline is None:
