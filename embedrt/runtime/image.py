@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from embedrt.errors import EmbedrtError, InputError, ManifestError
-from embedrt.manifest import ImagePreprocessing, Manifest, check_model_file, read_manifest
+from embedrt.manifest import ImagePreprocessing, Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import iter_chunks
 from embedrt.runtime.image_preprocess import ImageInput, check_preprocessing, describe, load_pixels
@@ -68,12 +68,8 @@ class ImageEmbedder:
         if backend is None:
             from embedrt.runtime.onnx_backend import OnnxBackend
 
-            backend = OnnxBackend(
-                check_model_file(self.path, self.manifest),
-                device=device,
-                max_batch_size=max_batch_size or self.manifest.max_batch_size,
-                session=session,
-                **backend_options,
+            backend = OnnxBackend.for_export(
+                self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, **backend_options
             )
         self.backend = backend
         self.device = device

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from embedrt.errors import ManifestError
+from embedrt.manifest import Manifest, check_model_file
 from embedrt.runtime.providers import TensorRTOptions, check_active, check_available, plan_providers
 from embedrt.runtime.session_options import session_options
 
@@ -44,6 +45,20 @@ class OnnxBackend:
         self._max_batch_size = max_batch_size
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
+
+    @classmethod
+    def for_export(
+        cls, export_dir: Path, manifest: Manifest, *, device: str = "cpu", max_batch_size: int | None = None,
+        session: dict[str, Any] | None = None, **options: Any,
+    ) -> "OnnxBackend":
+        """The session an embedder runs: the export's model file (size-checked against its manifest)."""
+        return cls(
+            check_model_file(export_dir, manifest),
+            device=device,
+            max_batch_size=max_batch_size or manifest.max_batch_size,
+            session=session,
+            **options,
+        )
 
     @property
     def max_batch_size(self) -> int:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from embedrt.errors import InputError, ManifestError
-from embedrt.manifest import Manifest, check_model_file, read_manifest
+from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import plan_batches, restore_order
 from embedrt.runtime.outputs import check_finite
@@ -54,12 +54,8 @@ class TextEmbedder:
         if backend is None:
             from embedrt.runtime.onnx_backend import OnnxBackend
 
-            backend = OnnxBackend(
-                check_model_file(self.path, self.manifest),
-                device=device,
-                max_batch_size=max_batch_size or self.manifest.max_batch_size,
-                session=session,
-                **backend_options,
+            backend = OnnxBackend.for_export(
+                self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, **backend_options
             )
         self.backend = backend
         self.device = device
