@@ -33,6 +33,8 @@ def test_python_repository_has_ensemble_tokenizer_and_encoder_with_manifest_batc
     assert encoder.max_batch_size == manifest.max_batch_size
     assert [i.name for i in encoder.input] == ["input_ids", "attention_mask", "token_type_ids"]
     assert list(encoder.input[0].dims) == [-1]
+    assert all(i.allow_ragged_batch for i in encoder.input)  # any lengths merge; the model re-batches by length
+    assert parsed["minilm_tokenizer"].parameters["pad_together"].string_value == "0"
     assert [list(o.dims) for o in encoder.output] == [[-1, 384], [384]]
     assert encoder.instance_group[0].kind == encoder.instance_group[0].KIND_CPU
     assert list(encoder.dynamic_batching.preferred_batch_size) == [8, 16, 32, 64]
@@ -66,6 +68,8 @@ def test_onnxruntime_backend_with_tensorrt_accelerator(minilm_dir, tmp_path):
     assert trt.name == "tensorrt"
     assert trt.parameters["precision_mode"] == "FP16"
     assert trt.parameters["trt_profile_max_shapes"] == "input_ids:64x256,attention_mask:64x256,token_type_ids:64x256"
+    assert not any(i.allow_ragged_batch for i in encoder.input)  # native backends batch equal shapes only:
+    assert parsed["m_tokenizer"].parameters["pad_together"].string_value == "1"  # the tokenizer pads a batch to one length
     assert not (tmp_path / "repo" / "m_encoder" / "1" / "model.py").exists()
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from embedrt.errors import InputError, TritonError
 from embedrt.manifest import read_manifest
 from embedrt.runtime.batching import iter_chunks, restore_order
-from embedrt.runtime.text import check_finite
+from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.tokenization import check_texts
 from embedrt.triton.backend import TritonBackend
 from embedrt.triton.configs import IMAGE_INPUT, IMAGE_OUTPUT, SENTENCE_OUTPUT, TEXT_INPUT, TRUNCATED_OUTPUT

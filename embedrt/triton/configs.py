@@ -94,6 +94,9 @@ def encoder_config(name: str, manifest: Manifest, options: ServingOptions) -> di
         config["platform"] = "tensorrt_plan"
         config["default_model_filename"] = "model.plan"
     config["input"] = [tensor(t) for t in manifest.inputs]
+    if options.backend == "python" and manifest.text is not None:
+        for item in config["input"]:  # any lengths merge; the python encoder re-batches rows by length (ragged batching)
+            item["allow_ragged_batch"] = True
     config["output"] = [tensor(t) for t in manifest.outputs]
     config["instance_group"] = _instance_group(options, options.on_gpu)
     config["dynamic_batching"] = _dynamic_batching(options, max_batch)
@@ -139,7 +142,8 @@ def tokenizer_config(name: str, manifest: Manifest, options: ServingOptions) -> 
         + [{"name": TRUNCATED_OUTPUT, "data_type": Enum("TYPE_BOOL"), "dims": [1]}],
         "instance_group": _instance_group(options, False),
         "dynamic_batching": _dynamic_batching(options, max_batch),
-        "parameters": parameters({"pad_multiple": options.pad_multiple}),
+        # the encoder merges any lengths (ragged) on the python backend; native backends need one shape per batch
+        "parameters": parameters({"pad_multiple": options.pad_multiple, "pad_together": int(options.backend != "python")}),
     }
 
 

@@ -1,10 +1,12 @@
-"""Variable-length text on Triton: pad token ids to a multiple of a few tokens.
+"""Variable-length text on Triton: how requests of different lengths still get batched.
 
-Triton's dynamic batcher merges only requests whose tensors have the same shape. The tokenizer
-model pads every request of one executed batch to the same rounded length, and clients that send
-token ids themselves (TritonBackend) round the same way, so concurrent requests of different
-lengths reach the encoder with equal shapes and are batched together. Padding is masked, so the
-vectors do not change; the price is at most `multiple - 1` extra tokens per text.
+- python backend (what runs from PyPI): the encoder's inputs allow ragged batching, so the dynamic
+  batcher merges requests of any length; the encoder model then re-batches all their rows by length
+  under a token budget, as TextEmbedder does in-process (triton_models/encoder/model.py).
+- native onnxruntime / tensorrt backends: the dynamic batcher merges only requests of equal shape.
+  The tokenizer model pads every request of one executed batch to one length, and every length is
+  rounded up to a multiple of a few tokens (here, and in TritonBackend for clients sending ids),
+  so requests of nearby lengths share a shape. Padding is masked: the vectors do not change.
 """
 
 from __future__ import annotations

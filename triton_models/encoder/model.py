@@ -1,6 +1,10 @@
 """NAME_encoder for --backend python (text and image): embedrt's ONNX Runtime backend on model.onnx, inside Triton.
 
-The dynamic batcher hands over requests of equal shape; they run as one ONNX Runtime call.
+Text inputs are ragged-batched (allow_ragged_batch): the dynamic batcher merges requests of any
+length, and here their rows are re-batched the way TextEmbedder does it, length-sorted under a
+token budget (embedrt.runtime.batching), so one long request does not pad every short one.
+Rows must be right-padded (attention mask 1...1 0...0), as embedrt's tokenizers pad them.
+Fixed-shape inputs (images) run as one concatenated batch.
 """
 
 import json
@@ -9,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from embedrt.runtime.batching import plan_batches
 from embedrt.runtime.onnx_backend import OnnxBackend
+from embedrt.runtime.text import DEFAULT_MAX_BATCH_TOKENS
+from embedrt.runtime.tokenization import Encoded, pad_batch
 
 
 class TritonPythonModel:
@@ -24,23 +31,51 @@ class TritonPythonModel:
             max_batch_size=int(config["max_batch_size"]),
         )
         self.inputs = [i["name"] for i in config["input"]]
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.pad_token_id = int(params.get("embedrt_pad_token_id", 0))
+        self.ragged = "attention_mask" in self.inputs and any(i.get("allow_ragged_batch") for i in config["input"])
 
     def execute(self, requests):
-        # Requests of one shape run together; a batch of mixed shapes (not produced by the batcher) runs per shape.
-        groups = {}
-        for n, request in enumerate(requests):
-            arrays = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
-            key = tuple(a.shape[1:] for a in arrays.values())
-            groups.setdefault(key, []).append((n, arrays, request.requested_output_names()))
-        responses = [None] * len(requests)
-        for members in groups.values():
-            wanted = sorted({name for _, _, names in members for name in names}) or list(self.backend.output_names)
-            feed = {name: np.concatenate([arrays[name] for _, arrays, _ in members]) for name in self.inputs}
-            result = self.backend.run(feed, wanted)
-            start = 0
-            for n, arrays, names in members:
-                size = len(next(iter(arrays.values())))
-                tensors = [pb_utils.Tensor(name, result[name][start : start + size]) for name in (names or wanted)]
-                responses[n] = pb_utils.InferenceResponse(output_tensors=tensors)
-                start += size
-        return responses
+        arrays = [{name: pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs} for r in requests]
+        wanted = [list(r.requested_output_names()) or list(self.backend.output_names) for r in requests]
+        outputs = self._run_tokens(arrays, wanted) if self.ragged else self._run_fixed(arrays, wanted)
+        return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, a) for n, a in out.items()]) for out in outputs]
+
+    def _run_fixed(self, arrays, wanted):
+        names = sorted({n for w in wanted for n in w})
+        result = self.backend.run({n: np.concatenate([a[n] for a in arrays]) for n in self.inputs}, names)
+        bounds = np.cumsum([0] + [len(a[self.inputs[0]]) for a in arrays])
+        return [{n: result[n][bounds[k] : bounds[k + 1]] for n in w} for k, w in enumerate(wanted)]
+
+    def _run_tokens(self, arrays, wanted):
+        """Every row of every request, re-batched by length under the token budget, then returned to its request."""
+        ids, type_ids = [], []
+        for a in arrays:
+            for row, n in enumerate(a["attention_mask"].sum(axis=1)):
+                ids.append(a["input_ids"][row, :n])
+                type_ids.append(a["token_type_ids"][row, :n] if "token_type_ids" in a else np.zeros(n, np.int64))
+        encoded = Encoded(ids=ids, type_ids=type_ids, offsets=[], truncated=[])
+        names = sorted({n for w in wanted for n in w})
+        per_row = {n: [None] * len(ids) for n in names}  # token vectors are cut to each row's length
+        batches = plan_batches(encoded.lengths, max_batch_tokens=DEFAULT_MAX_BATCH_TOKENS, max_batch_size=self.backend.max_batch_size)
+        for idx in batches:
+            result = self.backend.run(pad_batch(encoded, idx, self.inputs, self.pad_token_id), names)
+            for j, i in enumerate(idx):
+                for n in names:
+                    per_row[n][i] = result[n][j, : len(ids[i])] if result[n].ndim == 3 else result[n][j]
+        outputs, start = [], 0
+        for a, w in zip(arrays, wanted):
+            count, length = a["input_ids"].shape
+            out = {}
+            for n in w:
+                rows = per_row[n][start : start + count]
+                if rows and rows[0].ndim == 2:  # (len_i, hidden) -> (count, length, hidden), zero beyond each row's length
+                    stacked = np.zeros((count, length, rows[0].shape[1]), np.float32)
+                    for r, vectors in enumerate(rows):
+                        stacked[r, : len(vectors)] = vectors
+                    out[n] = stacked
+                else:
+                    out[n] = np.stack(rows).astype(np.float32, copy=False)
+            outputs.append(out)
+            start += count
+        return outputs

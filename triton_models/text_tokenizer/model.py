@@ -1,7 +1,9 @@
 """NAME_tokenizer: strings -> token ids, with embedrt's tokenizer set up from the export's manifest.
 
-Every request of one executed batch is padded to the same length (rounded up to `pad_multiple`),
-so that the encoder's dynamic batcher can merge them: it only merges requests of equal shape.
+Each request is padded to its longest text, rounded up to `pad_multiple`. With `pad_together`
+(encoders without ragged batching: Triton's native onnxruntime and tensorrt backends, whose
+dynamic batcher only merges requests of equal shape), every request of one executed batch is
+padded to the same length instead, so that the encoder can merge them.
 """
 
 import json
@@ -23,6 +25,7 @@ class TritonPythonModel:
         self.text = manifest.text
         self.tokenizer = load_tokenizer(here, manifest.text)
         self.pad_multiple = int(config["parameters"]["pad_multiple"]["string_value"])
+        self.pad_together = config["parameters"]["pad_together"]["string_value"] == "1"
         self.outputs = [o["name"] for o in config["output"] if o["name"] != "truncated"]
 
     def execute(self, requests):
@@ -32,13 +35,15 @@ class TritonPythonModel:
             texts.extend(t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in raw)
             counts.append(len(raw))
         encoded = encode(self.tokenizer, texts)
-        longest = int(encoded.lengths.max()) if texts else 1
-        length = padded_length(longest, self.pad_multiple, self.text.max_length)
+        lengths = encoded.lengths
+        longest = int(lengths.max()) if texts else 1
         truncated = np.zeros((len(texts), 1), dtype=bool)
         truncated[encoded.truncated] = True
         responses, start = [], 0
         for count in counts:
             rows = np.arange(start, start + count)
+            own = int(lengths[rows].max()) if count else 1
+            length = padded_length(longest if self.pad_together else own, self.pad_multiple, self.text.max_length)
             batch = pad_batch(encoded, rows, self.outputs, self.text.pad_token_id, length)
             tensors = [pb_utils.Tensor(name, batch[name]) for name in self.outputs]
             tensors.append(pb_utils.Tensor("truncated", truncated[rows]))
