@@ -12,7 +12,7 @@ import pytest
 
 import embedrt
 from embedrt.errors import InputError
-from embedrt.runtime.chunking import WindowTokenizer, window_starts
+from embedrt.runtime.chunking import WindowTokenizer, window_ranges
 from embedrt.sample_text import sample_document
 
 
@@ -28,12 +28,12 @@ def test_window_ranges_cut_at_word_starts_and_overlap_by_the_stride():
     # [3,7) ends at 7, inside word 6-9 -> back to 6; next start min(3+3, 6)=6
     # [6,10) ends inside word 6-9, no word start after 6 within it -> the long word is split at 10
     # next start 9 snaps back to 6? no: only word starts after 6 count, so it stays 9; [9,11) reaches the end
-    assert window_starts(starts, content=4, stride=3) == [(0, 3), (3, 6), (6, 10), (9, 11)]
+    assert window_ranges(starts, content=4, stride=3) == [(0, 3), (3, 6), (6, 10), (9, 11)]
 
 
 def test_window_ranges_cover_a_text_shorter_than_one_window_with_one_range():
-    assert window_starts(np.ones(3, dtype=bool), content=10, stride=5) == [(0, 3)]
-    assert window_starts(np.zeros(0, dtype=bool), content=10, stride=5) == [(0, 0)]
+    assert window_ranges(np.ones(3, dtype=bool), content=10, stride=5) == [(0, 3)]
+    assert window_ranges(np.zeros(0, dtype=bool), content=10, stride=5) == [(0, 0)]
 
 
 def test_chunked_document_vector_is_the_token_weighted_mean_of_its_windows_embedded_one_by_one(minilm, long_doc):
@@ -50,6 +50,24 @@ def test_chunked_document_vector_is_the_token_weighted_mean_of_its_windows_embed
     assert minilm.manifest.normalize
     np.testing.assert_allclose(vectors[0], expected, atol=2e-5)
     assert vectors[0] @ expected > 0.99999
+
+
+@pytest.mark.parametrize("family", ["minilm-unicode", "roberta-bytelevel"])
+def test_window_spans_are_character_offsets_that_give_back_each_windows_tokens(family, minilm, tiny_roberta_dir):
+    if family == "minilm-unicode":
+        embedder = minilm
+        doc = " ".join(["naïve café résumé 東京は日本の首都です 🚀🔥 Ünïcödé façade"] * 150)
+    else:
+        embedder = embedrt.TextEmbedder(tiny_roberta_dir)
+        doc = sample_document(1200, seed=5)
+    _, windows = embedder.embed([doc], long_text="chunk", return_windows=True)
+    w = windows[0]
+    assert len(w.spans) > 3 and w.spans[-1, 1] == len(doc)
+    # A byte-level BPE token carries the space before its word ("Ġword"), outside the reported span.
+    with_space = family == "roberta-bytelevel"
+    texts = [doc[a - 1 if with_space and a > 0 and doc[a - 1] == " " else a : b] for a, b in w.spans]
+    assert [len(embedder.tokenizer.encode(t).ids) for t in texts] == list(w.token_counts)
+    np.testing.assert_allclose(w.vectors, np.concatenate([embedder.embed([t]) for t in texts]), atol=2e-5)
 
 
 def test_chunked_windows_overlap_cover_the_whole_document_and_start_between_words(minilm, long_doc):
@@ -158,6 +176,17 @@ def tiny_bert_dir(tmp_path_factory, minilm_source):
     root = tmp_path_factory.mktemp("tiny")
     source = random_bert(root / "source", minilm_source, pooling="mean", normalize=True)
     return export_text(source, root / "export")
+
+
+@pytest.fixture(scope="module")
+def tiny_roberta_dir(tmp_path_factory):
+    """A 2-layer random RoBERTa with a byte-level BPE tokenizer (<s> ... </s>, max length 128)."""
+    from random_models import random_roberta
+
+    from embedrt.export import export_text
+
+    root = tmp_path_factory.mktemp("tiny-roberta")
+    return export_text(random_roberta(root / "source"), root / "export")
 
 
 def test_a_100000_word_document_embeds_in_bounded_memory(tiny_bert_dir):

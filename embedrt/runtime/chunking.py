@@ -37,7 +37,7 @@ class Windows:
     """The windows one text was embedded as: their vectors, character spans [start, end) and token counts."""
 
     vectors: np.ndarray  # float32 (k, dim)
-    spans: np.ndarray  # int64 (k, 2), character offsets into the text
+    spans: np.ndarray  # int64 (k, 2), character offsets into the text, as the tokenizer reports its tokens' (a byte-level BPE token's leading space falls outside)
     token_counts: np.ndarray  # int64 (k,), special tokens included: the weights of the mean
 
 
@@ -102,7 +102,7 @@ def _pieces(text: str):
         start = end
 
 
-def window_starts(starts_word: np.ndarray, content: int, stride: int) -> list[tuple[int, int]]:
+def window_ranges(starts_word: np.ndarray, content: int, stride: int) -> list[tuple[int, int]]:
     """[start, end) token ranges covering all of `starts_word`, at most `content` long, cut at word starts where a word fits."""
     n = len(starts_word)
     word_starts = np.flatnonzero(starts_word)
@@ -170,7 +170,7 @@ def _plan_chunked(embedder, texts: list[str], window: int | None, stride: int | 
             plan.spans.append((0, len(text)))
             continue
         ids, offsets, starts_word = tok.content_tokens(text)
-        for a, b in window_starts(starts_word, content, stride):
+        for a, b in window_ranges(starts_word, content, stride):
             plan.ids.append(np.concatenate([tok.prefix, ids[a:b], tok.suffix]))
             plan.type_ids.append(np.concatenate([tok.prefix_types, np.full(b - a, tok.content_type, np.int64), tok.suffix_types]))
             plan.spans.append((int(offsets[a, 0]), int(offsets[b - 1, 1])) if b > a else (0, len(text)))
