@@ -40,8 +40,9 @@ class Engine:
 
 
 def _variant_label(manifest: Manifest) -> str:
-    extra = [o for o in manifest.optimizations if o != manifest.precision]
-    return f"{EMBEDRT} {manifest.precision}" + (f" {'+'.join(extra)}" if extra else "")
+    """'embedrt fp32', 'embedrt fp32 fused', 'embedrt int8', 'embedrt fp16': the precision, and fusion where it tells fp32s apart."""
+    fused = manifest.precision == "fp32" and any(o.startswith("fuse") for o in manifest.optimizations)
+    return f"{EMBEDRT} {manifest.precision}" + (" fused" if fused else "")
 
 
 # -- embedrt ------------------------------------------------------------------------------------------

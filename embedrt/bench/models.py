@@ -127,6 +127,59 @@ def image_gflop(manifest: Manifest) -> float | None:
     return RESNET_GFLOP.get(arch or "")
 
 
-def precision_variants(fp32_dir: Path) -> list[Path]:
-    """Lower-precision and fused variants of an fp32 export that this embedrt can make (cached), fp16 excepted on a CPU."""
-    return []
+# The variants measured beside fp32, per device: (precision, optimize); None takes the exporter's default.
+CPU_VARIANTS = (("fp32", "fuse"), ("int8", None))
+GPU_VARIANTS = (("fp16", None),)  # fp16 on a CPU runs about 100x slower: never measured there
+
+
+def precision_variants(fp32_dir: Path, device: str = "cpu") -> tuple[list[Path], list[str]]:
+    """Fused and lower-precision exports of the same source as `fp32_dir`, made once into the cache.
+
+    Returns (export dirs, why each variant that could not be made was skipped): a variant that
+    misses its parity gate is reported, not measured, and does not stop the benchmark.
+    """
+    from embedrt.errors import ExportError
+
+    manifest = read_manifest(fp32_dir)
+    export = _exporter(manifest)
+    if export is None:
+        return [], [f"{fp32_dir.name}: this embedrt's {manifest.modality} export has no precision option; only fp32 is measured"]
+    provider = None if device == "cpu" else device
+    stamp = str(manifest.model_file.get("sha256", "unknown"))[:12]
+    made, skipped = [], []
+    for precision, optimize in (CPU_VARIANTS if device == "cpu" else GPU_VARIANTS):
+        out = bench_cache() / "variants" / f"{fp32_dir.name}-{stamp}-{precision}-{optimize or 'default'}-{device}"
+        if not (out / MANIFEST_NAME).is_file():
+            log.warning("embedrt bench: exporting the %s %s variant of %s to %s, once", precision, optimize or "", fp32_dir, out)
+            try:
+                export(out, precision=precision, optimize=optimize, provider=provider)
+            except ExportError as exc:  # a missed parity gate included
+                skipped.append(f"{fp32_dir.name} {precision} {optimize or ''}: {exc}")
+                continue
+        made.append(out)
+    return made, skipped
+
+
+def _exporter(manifest: Manifest):
+    """export(out, precision=, optimize=, provider=) re-exporting the manifest's source, or None when the exporter has no precision."""
+    import inspect
+
+    if manifest.modality == "text":
+        from embedrt.export.text import export_text
+
+        if "precision" not in inspect.signature(export_text).parameters:
+            return None
+        text = manifest.text
+        assert text is not None
+        return lambda out, **plan: export_text(manifest.source["path"], out, pooling=manifest.pooling, normalize=manifest.normalize,
+                                               max_length=text.max_length, pool_in_graph=manifest.pooled_in_graph,
+                                               overwrite=True, **plan)
+    from embedrt.export.image import export_image
+
+    if "precision" not in inspect.signature(export_image).parameters:
+        return None
+    src = manifest.source
+    if src.get("kind") == "torchvision":
+        args = {"random_init": True, "seed": int(src.get("seed", 0))} if src.get("random_init") else {"weights": src["weights"]}
+        return lambda out, **plan: export_image(src["architecture"], out, normalize=manifest.normalize, overwrite=True, **args, **plan)
+    return lambda out, **plan: export_image(src["path"], out, normalize=manifest.normalize, overwrite=True, **plan)

@@ -94,6 +94,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"- GEMM peak measured in this run ({r['gemm_size']}^3, best of {r['repeats']}): fp32 {r['fp32_peak_gflops']} GFLOP/s{int8}",
         f"- started {document['started_at']}, took {document['duration_s']} s",
         *([f"- **{busy_warning(document)}**"] if busy_warning(document) else []),
+        *[f"- not measured: {line}" for line in document.get("skipped", [])],
         "",
         table(document),
         "How to read it: embedrt and its baselines ran the same inputs in one process, call by call in turn.",

@@ -57,12 +57,17 @@ def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: st
     roofline = measure_gemm_peak(*gemm)
     if options.device != "cpu":
         roofline.update(measure_gpu_gemm_peak())
-    results = []
+    results: list[dict[str, Any]] = []
+    skipped: list[str] = []  # variants that could not be made, and why
+    reported = 0
     with _progress(enabled=progress) as bar:
         for model_key in dict.fromkeys(w.model for w in workloads):
             group = [w for w in workloads if w.model == model_key]
             bar.set_description(f"loading {model_key}")
-            contenders = _contenders(model_key, options)
+            contenders = _contenders(model_key, options, skipped)
+            for line in skipped[reported:]:
+                bar.write(f"skipped: {line}")
+            reported = len(skipped)
             bar.add_total(sum(w.calls for w in group) * len(contenders.engines))
             for workload in group:
                 bar.set_description(workload.name)
@@ -84,17 +89,29 @@ def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: st
         "conditions": conditions,
         "roofline": roofline,
         "reference_baseline": REFERENCE_BASELINE,
+        "skipped": skipped,
         "results": results,
     }
 
 
 # -- engines per model ------------------------------------------------------------------------------
-def _contenders(model_key: str, options: BenchOptions) -> Contenders:
+def _contenders(model_key: str, options: BenchOptions, skipped: list[str]) -> Contenders:
     if model_key in (DEFAULT_TEXT, LONG_TEXT):
-        return _text_contenders(model_key, options)
+        return _text_contenders(model_key, options, skipped)
     if model_key == IMAGE_MODEL:
-        return _image_contenders(options)
+        return _image_contenders(options, skipped)
     raise ValueError(model_key)
+
+
+def _unique_labels(engines: list[eng.Engine]) -> list[eng.Engine]:
+    """Two exports of one precision (say two --text-model dirs) keep apart by their dir names."""
+    seen: dict[str, int] = {}
+    for engine in engines:
+        seen[engine.label] = seen.get(engine.label, 0) + 1
+    for engine in engines:
+        if seen[engine.label] > 1 and "path" in engine.details:
+            engine.label = f"{engine.label} ({Path(engine.details['path']).name})"
+    return engines
 
 
 def _torch_device(options: BenchOptions) -> str:
@@ -102,15 +119,17 @@ def _torch_device(options: BenchOptions) -> str:
     return "cpu" if options.device == "cpu" else "cuda"
 
 
-def _with_variants(fp32_dirs: list[Path], options: BenchOptions) -> list[Path]:
+def _with_variants(fp32_dirs: list[Path], options: BenchOptions, skipped: list[str]) -> list[Path]:
     dirs = list(fp32_dirs)
     if options.variants:
         for path in fp32_dirs:
-            dirs += models.precision_variants(path)
+            made, why = models.precision_variants(path, options.device)
+            dirs += made
+            skipped += why
     return dirs
 
 
-def _text_contenders(model_key: str, options: BenchOptions) -> Contenders:
+def _text_contenders(model_key: str, options: BenchOptions, skipped: list[str]) -> Contenders:
     if model_key == LONG_TEXT:
         fp32_dirs = [models.long_text_model()]
     else:
@@ -119,7 +138,7 @@ def _text_contenders(model_key: str, options: BenchOptions) -> Contenders:
     manifest = read_manifest(fp32_dirs[0])
     assert manifest.text is not None
     max_length = manifest.text.max_length
-    engines = [eng.embedrt_text(p, options.device) for p in _with_variants(fp32_dirs, options)]
+    engines = [eng.embedrt_text(p, options.device) for p in _with_variants(fp32_dirs, options, skipped)]
     engines += [eng.sentence_transformers_text(source, prec, dtype, device=_torch_device(options), max_seq_length=max_length)
                 for prec, dtype in eng.pytorch_baselines(_torch_device(options)) if prec in options.baselines or prec == "fp16"]
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
@@ -141,13 +160,13 @@ def _text_contenders(model_key: str, options: BenchOptions) -> Contenders:
     described = {"name": model_key, "export": str(fp32_dirs[0]), "source": str(source), "max_length": max_length,
                  "random_weights": model_key == LONG_TEXT,
                  "flops_per_token_at_mean_length": "text_flops_per_token(config, mean tokens)"}
-    return Contenders(engines, described, lambda w: text_inputs(w, tokenizer_file), flops, lengths)
+    return Contenders(_unique_labels(engines), described, lambda w: text_inputs(w, tokenizer_file), flops, lengths)
 
 
-def _image_contenders(options: BenchOptions) -> Contenders:
+def _image_contenders(options: BenchOptions, skipped: list[str]) -> Contenders:
     fp32_dir = models.image_model(options.image_model)
     manifest = read_manifest(fp32_dir)
-    engines = [eng.embedrt_image(p, options.device) for p in _with_variants([fp32_dir], options)]
+    engines = [eng.embedrt_image(p, options.device) for p in _with_variants([fp32_dir], options, skipped)]
     preprocess = _image_preprocess(fp32_dir)
     torch_model = models.image_source_model(manifest)
     engines += [eng.pytorch_image(torch_model, preprocess, prec, dtype, device=_torch_device(options))
@@ -156,7 +175,7 @@ def _image_contenders(options: BenchOptions) -> Contenders:
     assert manifest.image is not None
     described = {"name": IMAGE_MODEL, "export": str(fp32_dir), "source": manifest.source, "crop": manifest.image.crop,
                  "gflop_per_image": gflop}
-    return Contenders(engines, described, image_inputs,
+    return Contenders(_unique_labels(engines), described, image_inputs,
                       (lambda images: gflop * 1e9 * len(images)) if gflop else None,
                       lambda images: {"images": len(images), "sizes": sorted({f"{a.shape[1]}x{a.shape[0]}" for a in images})})
 
