@@ -5,7 +5,7 @@ short chunked document, then embed one sample_document of N words. The baseline,
 process and interleaved, embeds the very same windows as plain texts (embed(window_texts)), so
 the ratio is what windowing and aggregation cost on top of the forward passes.
 
-    python benchmarks/long_document.py [MODEL] [--words 5000 20000 100000] [--out FILE]
+    python benchmarks/long_document.py [MODEL] [--words 5000 20000 100000] [--scaling-only] [--out FILE]
 """
 
 from __future__ import annotations
@@ -59,6 +59,23 @@ def measure_one(model: str, words: int, baseline: bool) -> dict:
     return record
 
 
+def tokenise_and_window_scaling(model: str, sizes: list[int], repeats: int = 3) -> list[dict]:
+    """Everything but the forward passes, sizes interleaved and repeated in one process, best of `repeats`."""
+    import embedrt
+    from embedrt.runtime.chunking import _plan_chunked
+    from embedrt.sample_text import sample_document
+
+    embedder = embedrt.load(model)
+    docs = {words: sample_document(words) for words in sizes}
+    best = {words: float("inf") for words in sizes}
+    for _ in range(repeats):
+        for words in sizes:
+            start = time.perf_counter()
+            _plan_chunked(embedder, [docs[words]], None, None)
+            best[words] = min(best[words], time.perf_counter() - start)
+    return [{"words": w, "tokenise_and_window_s": round(best[w], 4), "s_per_1k_words": round(best[w] / w * 1000, 5)} for w in sizes]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?", default="default")
@@ -66,12 +83,16 @@ def main() -> None:
     parser.add_argument("--baseline-up-to", type=int, default=20000, help="run the baseline for lengths up to this many words")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--scaling-only", action="store_true", help="only time tokenising and windowing (no forward passes)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure_one(args.model, args.one, args.one <= args.baseline_up_to)))
         return
+    scaling = tokenise_and_window_scaling(args.model, args.words)
+    for row in scaling:
+        print(json.dumps({"tokenise_and_window": row}), flush=True)
     rows = []
-    for words in args.words:
+    for words in ([] if args.scaling_only else args.words):
         child = subprocess.run(
             [sys.executable, __file__, args.model, "--one", str(words), "--baseline-up-to", str(args.baseline_up_to)],
             check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -87,6 +108,7 @@ def main() -> None:
         "model": args.model,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "embedrt": embedrt.__version__,
+        "tokenise_and_window_scaling": scaling,
         "rows": rows,
     }
     if args.out:
