@@ -157,8 +157,8 @@ class TextEmbedder:
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         output = SENTENCE_OUTPUT if self.manifest.pooled_in_graph else TOKEN_OUTPUT
-        batches, results = self._run_batches(encoded, output, progress)
-        vectors = restore_order(batches, [self._sentence_vectors(r) for r in results], n)
+        batches, results = self._run_batches(encoded, output, progress, post=self._sentence_vectors)  # pooled as they come
+        vectors = restore_order(batches, results, n)
         check_finite(vectors, "texts")
         return vectors
 
