@@ -60,9 +60,13 @@ def test_window_spans_are_character_offsets_that_give_back_each_windows_tokens(f
     else:
         embedder = embedrt.TextEmbedder(tiny_roberta_dir)
         doc = sample_document(1200, seed=5)
-    _, windows = embedder.embed([doc], long_text="chunk", return_windows=True)
+    vectors, windows = embedder.embed([doc], long_text="chunk", return_windows=True)
     w = windows[0]
     assert len(w.spans) > 3 and w.spans[-1, 1] == len(doc)
+    mean = (w.vectors.astype(np.float64) * w.token_counts[:, None]).sum(axis=0) / w.token_counts.sum()
+    if family == "roberta-bytelevel":  # a plain HF dir: mean pooling, vectors not normalised, and neither is their mean
+        assert not embedder.manifest.normalize
+        np.testing.assert_allclose(vectors[0], mean, rtol=1e-5, atol=1e-6)
     # A byte-level BPE token carries the space before its word ("Ġword"), outside the reported span.
     with_space = family == "roberta-bytelevel"
     texts = [doc[a - 1 if with_space and a > 0 and doc[a - 1] == " " else a : b] for a, b in w.spans]
@@ -176,6 +180,19 @@ def tiny_bert_dir(tmp_path_factory, minilm_source):
     root = tmp_path_factory.mktemp("tiny")
     source = random_bert(root / "source", minilm_source, pooling="mean", normalize=True)
     return export_text(source, root / "export")
+
+
+def test_chunking_gives_the_same_vectors_when_the_runtime_pools_instead_of_the_graph(tiny_bert_dir, tmp_path):
+    from embedrt.export import export_text
+    from embedrt.manifest import read_manifest
+
+    unpooled = export_text(read_manifest(tiny_bert_dir).source["path"], tmp_path / "unpooled", pool_in_graph=False)
+    doc = sample_document(3000, seed=7)
+    texts = [doc, "a short one", doc[:2000]]
+    in_graph = embedrt.TextEmbedder(tiny_bert_dir).embed(texts, long_text="chunk")
+    in_numpy = embedrt.TextEmbedder(unpooled).embed(texts, long_text="chunk")
+    np.testing.assert_allclose(in_numpy, in_graph, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(in_numpy, axis=1), 1.0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
