@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from embedrt.visualization.reduction import reduce_to_2d
 
     out = check_plot_path(args.out)
+    _check_eval_extra(args.method)
     if args.coords and not args.coords.endswith(".npy"):
         raise InputError(f"--coords {args.coords}: use a .npy file name.")
     precomputed = args.input.lower().endswith(".npy")
@@ -73,3 +74,15 @@ def _embed(embedder, items: list[str], long_text: str, is_image: bool) -> np.nda
     if is_image:
         return embedder.embed(items)
     return embedder.embed(items, long_text=long_text)
+
+
+def _check_eval_extra(method: str) -> None:
+    """The eval extra's libraries, checked before any work (found, not imported: umap takes seconds to import)."""
+    from importlib.util import find_spec
+
+    from embedrt.errors import EmbedrtError
+
+    needed = {"sklearn": "scikit-learn", "matplotlib": "matplotlib"} | ({"umap": "umap-learn"} if method == "umap" else {})
+    missing = [package for module, package in needed.items() if find_spec(module) is None]
+    if missing:
+        raise EmbedrtError(f"embedrt visualize needs {', '.join(missing)}: pip install 'embedrt[eval]'.")
