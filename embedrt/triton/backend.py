@@ -31,7 +31,7 @@ def _client_module(protocol: str):
         else:
             import tritonclient.grpc as module
     except ImportError as exc:
-        raise TritonError(f"the Triton {protocol} client is not installed: pip install 'embedrt[triton]' ({exc}).") from exc
+        raise TritonError(f"the Triton {protocol} client is not installed: pip install 'embedrt[triton-client]' ({exc}).") from exc
     return module
 
 
