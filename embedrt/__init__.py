@@ -12,6 +12,7 @@ from embedrt.errors import (
     OutputError,
     ParityError,
     ProviderError,
+    TritonError,
 )
 from embedrt.runtime.loader import load
 
@@ -29,6 +30,7 @@ __all__ = [
     "OutputError",
     "ParityError",
     "ProviderError",
+    "TritonError",
 ]
 
 # Imported on first use so that `import embedrt` stays light and optional extras stay optional.

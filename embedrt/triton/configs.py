@@ -130,38 +130,40 @@ def _tensorrt_accelerator(manifest: Manifest, options: ServingOptions, max_batch
     return {"name": "tensorrt", "parameters": string_map(values)}
 
 
-def tokenizer_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
+def _python_model(name: str, manifest: Manifest, options: ServingOptions, inputs: list, outputs: list, params: dict | None = None) -> dict[str, Any]:
+    """A python-backend model of the repository (tokenizer, pooling, image preprocess): CPU instances, dynamic batching."""
     max_batch = options.batch_size(manifest)
-    return {
+    config = {
         "name": name,
         "backend": "python",
         "max_batch_size": max_batch,
-        "input": [{"name": TEXT_INPUT, "data_type": Enum("TYPE_STRING"), "dims": [1]}],
-        "output": [tensor(t) for t in manifest.inputs]
-        + [{"name": MASK, "data_type": Enum("TYPE_INT64"), "dims": [-1]}] * (MASK not in manifest.input_names)
-        + [{"name": TRUNCATED_OUTPUT, "data_type": Enum("TYPE_BOOL"), "dims": [1]}],
+        "input": inputs,
+        "output": outputs,
         "instance_group": _instance_group(options, False),
         "dynamic_batching": _dynamic_batching(options, max_batch),
-        # the encoder merges any lengths (ragged) on the python backend; native backends need one shape per batch
-        "parameters": parameters({"pad_multiple": options.pad_multiple, "pad_together": int(options.backend != "python")}),
     }
+    if params:
+        config["parameters"] = parameters(params)
+    return config
+
+
+def tokenizer_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
+    outputs = [tensor(t) for t in manifest.inputs]
+    if MASK not in manifest.input_names:  # the pooling model needs it even when the graph does not take it
+        outputs.append({"name": MASK, "data_type": Enum("TYPE_INT64"), "dims": [-1]})
+    outputs.append({"name": TRUNCATED_OUTPUT, "data_type": Enum("TYPE_BOOL"), "dims": [1]})
+    # the encoder merges any lengths (ragged) on the python backend; native backends need one shape per batch
+    params = {"pad_multiple": options.pad_multiple, "pad_together": int(options.backend != "python")}
+    return _python_model(name, manifest, options, [{"name": TEXT_INPUT, "data_type": Enum("TYPE_STRING"), "dims": [1]}], outputs, params)
 
 
 def pooling_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
-    max_batch = options.batch_size(manifest)
-    return {
-        "name": name,
-        "backend": "python",
-        "max_batch_size": max_batch,
-        "input": [
-            {"name": TOKEN_OUTPUT, "data_type": Enum("TYPE_FP32"), "dims": [-1, manifest.dim]},
-            {"name": MASK, "data_type": Enum("TYPE_INT64"), "dims": [-1]},
-        ],
-        "output": [{"name": SENTENCE_OUTPUT, "data_type": Enum("TYPE_FP32"), "dims": [manifest.dim]}],
-        "instance_group": _instance_group(options, False),
-        "dynamic_batching": _dynamic_batching(options, max_batch),
-        "parameters": parameters({"pooling": manifest.pooling, "normalize": int(manifest.normalize)}),
-    }
+    inputs = [
+        {"name": TOKEN_OUTPUT, "data_type": Enum("TYPE_FP32"), "dims": [-1, manifest.dim]},
+        {"name": MASK, "data_type": Enum("TYPE_INT64"), "dims": [-1]},
+    ]
+    outputs = [{"name": SENTENCE_OUTPUT, "data_type": Enum("TYPE_FP32"), "dims": [manifest.dim]}]
+    return _python_model(name, manifest, options, inputs, outputs, {"pooling": manifest.pooling, "normalize": int(manifest.normalize)})
 
 
 def text_ensemble_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
@@ -199,16 +201,8 @@ def text_ensemble_config(name: str, manifest: Manifest, options: ServingOptions)
 
 
 def image_preprocess_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
-    max_batch = options.batch_size(manifest)
-    return {
-        "name": name,
-        "backend": "python",
-        "max_batch_size": max_batch,
-        "input": [{"name": IMAGE_INPUT, "data_type": Enum("TYPE_STRING"), "dims": [1]}],
-        "output": [tensor(t) for t in manifest.inputs],
-        "instance_group": _instance_group(options, False),
-        "dynamic_batching": _dynamic_batching(options, max_batch),
-    }
+    inputs = [{"name": IMAGE_INPUT, "data_type": Enum("TYPE_STRING"), "dims": [1]}]
+    return _python_model(name, manifest, options, inputs, [tensor(t) for t in manifest.inputs])
 
 
 def image_ensemble_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:

@@ -175,7 +175,8 @@ class TritonServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                self._reader and self._reader.join(timeout=5)
+                if self._reader is not None:
+                    self._reader.join(timeout=5)  # the whole log, error lines included
                 raise TritonError(f"tritonserver exited with code {code} before it was ready (repository {self.repository}):\n{self.error_lines()}")
             if self.is_ready():
                 return
