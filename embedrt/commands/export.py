@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     text.add_argument("--max-length", type=int, help="tokens per text (default: the model's own)")
     text.add_argument("--no-pool-in-graph", dest="pool_in_graph", action="store_false", help="export token_embeddings only; the runtime pools")
     text.add_argument("--opset", type=int, default=17)
+    add_precision_arguments(text)
     text.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     text.set_defaults(func=run_text)
     add_image_parser(kinds)
@@ -34,8 +35,19 @@ def add_image_parser(kinds: argparse._SubParsersAction) -> None:
     image.add_argument("--seed", type=int, default=0, help="seed of --random-init")
     image.add_argument("--normalize", action="store_true", help="L2-normalise the vectors inside the graph")
     image.add_argument("--opset", type=int, default=17)
+    add_precision_arguments(image)
     image.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     image.set_defaults(func=run_image)
+
+
+def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
+    """--precision, --optimize, --provider: shared by `export` and `optimize`."""
+    parser.add_argument("--precision", choices=("fp32", "int8", "fp16"), default="fp32",
+                        help="fp32 (exact), int8 (CPU, calibrated on bundled text/photos), fp16 (GPU: needs --provider cuda|tensorrt)")
+    parser.add_argument("--optimize", choices=("none", "fuse"), default=None,
+                        help="graph fusion (attention, skip-layernorm, gelu / conv+activation); default: fuse for int8 text, none otherwise")
+    parser.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"), default=None,
+                        help="execution provider the engine is built for (recorded; the runtime refuses others)")
 
 
 def _export_module():
@@ -55,6 +67,9 @@ def run_text(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         pool_in_graph=args.pool_in_graph,
         opset=args.opset,
+        precision=args.precision,
+        optimize=args.optimize,
+        provider=args.provider,
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")
@@ -70,6 +85,9 @@ def run_image(args: argparse.Namespace) -> int:
         seed=args.seed,
         normalize=args.normalize,
         opset=args.opset,
+        precision=args.precision,
+        optimize=args.optimize,
+        provider=args.provider,
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")

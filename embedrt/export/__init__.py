@@ -3,8 +3,9 @@
 from typing import Any
 
 from embedrt.export.text import export_text
+from embedrt.export.variants import optimize_export
 
-__all__ = ["export_text", "export_image"]
+__all__ = ["export_text", "export_image", "optimize_export"]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from embedrt.errors import ExportError
 from embedrt.export.graph_pooling import l2_normalize
 from embedrt.export.image_source import read_image_source
 from embedrt.export.parity import compare, gate, parity_report
+from embedrt.export.precision import build_model, plan_engine
 from embedrt.export.staging import model_file_record, staged_dir
 from embedrt.manifest import MODEL_NAME, ImagePreprocessing, Manifest, TensorSpec, write_manifest
 from embedrt.runtime.batching import iter_chunks
@@ -27,6 +29,8 @@ log = logging.getLogger("embedrt")
 DEFAULT_OPSET = 17
 PARITY_BATCH = 4
 # Photographs scikit-image ships (colour, grey, RGBA, wide, tall after cropping): the fixed parity inputs.
+# Photographs (and textures, scans) it also ships, kept apart from the parity ones: int8 calibration.
+CALIBRATION_PHOTOS = ("immunohistochemistry", "cat", "retina", "brick", "grass", "gravel", "moon", "clock", "coins", "cell", "page", "text")
 PARITY_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "logo", "hubble_deep_field", "colorwheel")
 
 
@@ -52,20 +56,28 @@ def export_image(
     seed: int = 0,
     normalize: bool = False,
     opset: int = DEFAULT_OPSET,
+    precision: str = "fp32",
+    optimize: str | None = None,
+    provider: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Export a ResNet to `out`: 'resnet18'...'resnet152' with `weights` (or `random_init`), or a local HF ResNetModel dir.
 
     The output is the pooled feature vector (no classifier), L2-normalised in the graph if `normalize`.
-    The export fails (and writes nothing) if fp32 parity on the fixed photographs is missed.
+    `precision` "int8" is static QDQ calibrated on other scikit-image photographs; `optimize` "fuse" is ONNX
+    Runtime's CNN fusions (embedrt.export.precision.plan_engine has the rules and defaults).
+    The export fails (and writes nothing) if the precision's parity on the fixed photographs is missed.
     """
+    plan = plan_engine(precision, optimize, provider, modality="image")
     src = read_image_source(source, weights=weights, random_init=random_init, seed=seed)
     graph = ImageEncoderGraph(src.model, normalize).eval()
     out = Path(out)
-    with staged_dir(out, overwrite=overwrite) as tmp:
+    with staged_dir(out, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="embedrt-fp32-") as work:
         model_path = tmp / MODEL_NAME
-        export_image_onnx(graph, model_path, src.preprocessing.crop, opset)
-        report = measure_image_parity(graph, model_path, src.preprocessing)
+        fp32_path = Path(work) / MODEL_NAME
+        export_image_onnx(graph, fp32_path, src.preprocessing.crop, opset)
+        optimizations = build_model(fp32_path, model_path, plan, modality="image", calibration=lambda: calibration_batches(src.preprocessing))
+        report = measure_image_parity(graph, model_path, src.preprocessing, precision=plan.precision)
         gate(report, str(source))
         crop = src.preprocessing.crop
         manifest = Manifest(
@@ -76,8 +88,10 @@ def export_image(
             pooling="none",
             normalize=normalize,
             pooled_in_graph=True,
-            precision="fp32",
+            precision=plan.precision,
             opset=opset,
+            provider=plan.provider,
+            optimizations=optimizations,
             image=src.preprocessing,
             source=src.record,
             versions=package_versions(),
@@ -114,6 +128,14 @@ def parity_images() -> list[np.ndarray]:
     except ImportError as exc:
         raise ExportError("the image parity gate reads scikit-image's sample photographs: pip install 'embedrt[export]'.") from exc
     return [getattr(skimage.data, name)() for name in PARITY_PHOTOS]
+
+
+def calibration_batches(preprocessing: ImagePreprocessing) -> list[dict[str, np.ndarray]]:
+    """Static int8 calibration inputs: scikit-image photographs other than the parity ones, preprocessed as the runtime does."""
+    import skimage.data
+
+    pixels = np.stack([load_pixels(getattr(skimage.data, name)(), preprocessing) for name in CALIBRATION_PHOTOS])
+    return [{IMAGE_INPUT: chunk} for chunk in iter_chunks(pixels, PARITY_BATCH)]
 
 
 def parity_pixels(preprocessing: ImagePreprocessing) -> np.ndarray:

@@ -38,6 +38,20 @@ PARITY_TEXTS: tuple[str, ...] = (
 )
 
 
+# Quantised precisions are noisy by design: their gate also reads this many varied sentences.
+QUANTIZED_PARITY_SENTENCES = 200
+
+
+def parity_texts(precision: str) -> list[str]:
+    """The texts a precision's gate is measured on: the built-in ones, plus varied prose for int8."""
+    texts = list(PARITY_TEXTS)
+    if precision == "int8":
+        from embedrt.sample_text import sample_sentences
+
+        texts += sample_sentences(QUANTIZED_PARITY_SENTENCES, min_words=1, max_words=160, seed=20)
+    return texts
+
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.astype(np.float64).reshape(len(a), -1)
     b = b.astype(np.float64).reshape(len(b), -1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -14,7 +16,9 @@ from transformers import AutoModel, AutoTokenizer
 
 from embedrt.errors import ExportError
 from embedrt.export.graph_pooling import TextEncoderGraph, pool_tokens
-from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report
+from embedrt.export.optimize import transformer_shape
+from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report, parity_texts
+from embedrt.export.precision import EnginePlan, build_model, plan_engine
 from embedrt.export.staging import fingerprint, model_file_record, staged_dir
 from embedrt.export.text_source import TextSource, read_text_source
 from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, write_manifest
@@ -22,12 +26,14 @@ from embedrt.runtime.batching import iter_chunks
 from embedrt.runtime.onnx_backend import OnnxBackend
 from embedrt.runtime.pooling import POOLING_MODES
 from embedrt.runtime.tokenization import encode, load_tokenizer, pad_batch
+from embedrt.sample_text import sample_sentences
 from embedrt.versions import package_versions
 
 log = logging.getLogger("embedrt")
 
 DEFAULT_OPSET = 17
 PARITY_BATCH = 8
+CALIBRATION_SENTENCES = 128
 
 
 def export_text(
@@ -39,60 +45,90 @@ def export_text(
     max_length: int | None = None,
     pool_in_graph: bool = True,
     opset: int = DEFAULT_OPSET,
+    precision: str = "fp32",
+    optimize: str | None = None,
+    provider: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Export a local Hugging Face / sentence-transformers encoder dir (or 'default') to `out`.
 
     Pooling, normalisation and max length come from the sentence-transformers config when it has
-    them; the arguments override. The export fails (and writes nothing) if fp32 parity is missed.
+    them; the arguments override. `precision` is "fp32", "int8" (CPU) or "fp16" (GPU: needs
+    provider="cuda" or "tensorrt"); `optimize` "none" or "fuse" (see embedrt.export.precision.plan_engine
+    for the defaults). The export fails (and writes nothing) if the precision's parity gate is missed.
     """
     if pooling is not None and pooling not in POOLING_MODES:
         raise ExportError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")
+    plan = plan_engine(precision, optimize, provider, modality="text")
     src = read_text_source(source, pooling=pooling, normalize=normalize, max_length=max_length)
     model = _load_model(src)
     takes_token_types = _takes_token_types(model, src)
     input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_token_types else [])
     graph = TextEncoderGraph(model, src.pooling if pool_in_graph else None, src.normalize, takes_token_types).eval()
+    output_names = ["token_embeddings"] + (["sentence_embedding"] if pool_in_graph else [])
     out = Path(out)
-    with staged_dir(out, overwrite=overwrite) as tmp:
-        _save_tokenizer(src, tmp)
-        text = TextPreprocessing(
-            max_length=src.max_length,
-            pad_token_id=int(src.config.get("pad_token_id") or 0),
-            vocab_size=int(src.config.get("vocab_size", 0)),
-        )
-        model_path = tmp / MODEL_NAME
-        output_names = ["token_embeddings"] + (["sentence_embedding"] if pool_in_graph else [])
-        _export_onnx(graph, model_path, input_names, output_names, opset)
-        report = _measure_parity(graph, tmp, text, src)
-        gate(report, f"{src.path}")
-        hidden = int(src.config.get("hidden_size") or src.config.get("dim"))
-        manifest = Manifest(
-            modality="text",
-            dim=hidden,
-            inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names),
-            outputs=(TensorSpec("token_embeddings", "float32", ("batch", "sequence", hidden)),)
-            + ((TensorSpec("sentence_embedding", "float32", ("batch", hidden)),) if pool_in_graph else ()),
-            pooling=src.pooling,
-            normalize=src.normalize,
-            pooled_in_graph=pool_in_graph,
-            precision="fp32",
-            opset=opset,
-            text=text,
-            source={
-                "path": str(src.path),
-                "model_type": src.model_type,
-                "architectures": src.config.get("architectures", []),
-                "sentence_transformers": src.from_sentence_transformers,
-                "fingerprint": fingerprint(src.fingerprint_files()),
-            },
-            versions=package_versions(),
-            parity=report,
-            model_file=model_file_record(model_path),
-        )
-        write_manifest(tmp, manifest)  # last: a dir without it is never taken for an export
-    log.info("embedrt: exported %s to %s (min cosine %.7f)", src.path, out, report["min_cosine"])
+    with staged_dir(out, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="embedrt-fp32-") as work:
+        fp32_path = Path(work) / MODEL_NAME
+        _export_onnx(graph, fp32_path, input_names, output_names, opset)
+        report = write_text_export(tmp, graph, src, fp32_path, plan, input_names=input_names, pool_in_graph=pool_in_graph, opset=opset)
+    log.info("embedrt: exported %s to %s (%s, min cosine %.7f)", src.path, out, plan.precision, report["min_cosine"])
     return out
+
+
+def write_text_export(
+    tmp: Path, graph: TextEncoderGraph, src: TextSource, fp32_path: Path, plan: EnginePlan, *, input_names: list[str], pool_in_graph: bool, opset: int
+) -> dict:
+    """Fill the staged dir `tmp` from an fp32 graph: tokenizer, the planned engine, its parity gate, the manifest last."""
+    _save_tokenizer(src, tmp)
+    text = TextPreprocessing(
+        max_length=src.max_length,
+        pad_token_id=int(src.config.get("pad_token_id") or 0),
+        vocab_size=int(src.config.get("vocab_size", 0)),
+    )
+    model_path = tmp / MODEL_NAME
+    transformer = transformer_shape(src.config) if plan.optimize == "fuse" else None
+    optimizations = build_model(
+        fp32_path, model_path, plan, modality="text", transformer=transformer, token_output="token_embeddings",
+        calibration=lambda: calibration_batches(tmp, text, input_names),
+    )
+    report = _measure_parity(graph, tmp, text, src, plan.precision)
+    gate(report, f"{src.path}")
+    hidden = int(src.config.get("hidden_size") or src.config.get("dim"))
+    manifest = Manifest(
+        modality="text",
+        dim=hidden,
+        inputs=tuple(TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names),
+        outputs=(TensorSpec("token_embeddings", "float32", ("batch", "sequence", hidden)),)
+        + ((TensorSpec("sentence_embedding", "float32", ("batch", hidden)),) if pool_in_graph else ()),
+        pooling=src.pooling,
+        normalize=src.normalize,
+        pooled_in_graph=pool_in_graph,
+        precision=plan.precision,
+        opset=opset,
+        provider=plan.provider,
+        text=text,
+        source={
+            "path": str(src.path),
+            "model_type": src.model_type,
+            "architectures": src.config.get("architectures", []),
+            "sentence_transformers": src.from_sentence_transformers,
+            "fingerprint": fingerprint(src.fingerprint_files()),
+        },
+        versions=package_versions(),
+        parity=report,
+        optimizations=optimizations,
+        model_file=model_file_record(model_path),
+    )
+    write_manifest(tmp, manifest)  # last: a dir without it is never taken for an export
+    return report
+
+
+def calibration_batches(export_dir: Path, text: TextPreprocessing, input_names: list[str]) -> Iterator[dict[str, np.ndarray]]:
+    """int8 calibration inputs: embedrt.sample_text prose of 1-120 words (not the parity texts), tokenised as the runtime does."""
+    texts = sample_sentences(CALIBRATION_SENTENCES, min_words=1, max_words=120, seed=99)
+    encoded = encode(load_tokenizer(export_dir, text), texts)
+    for chunk in iter_chunks(np.arange(len(texts)), 16):
+        yield pad_batch(encoded, chunk, input_names, text.pad_token_id)
 
 
 def _load_model(src: TextSource) -> torch.nn.Module:
@@ -143,13 +179,14 @@ def _export_onnx(graph: torch.nn.Module, path: Path, input_names: list[str], out
         )
 
 
-def _measure_parity(graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource) -> dict:
-    """Built-in texts through the runtime's own tokeniser, PyTorch vs ONNX Runtime, on pooled vectors."""
+def _measure_parity(graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource, precision: str = "fp32") -> dict:
+    """The precision's parity texts through the runtime's own tokeniser, PyTorch vs ONNX Runtime, on pooled vectors."""
     tokenizer = load_tokenizer(export_dir, text)
-    encoded = encode(tokenizer, list(PARITY_TEXTS))
+    texts = parity_texts(precision)
+    encoded = encode(tokenizer, texts)
     backend = OnnxBackend(export_dir / MODEL_NAME)
     ref_vectors, onnx_vectors, token_max_abs = [], [], 0.0
-    for chunk in iter_chunks(np.arange(len(PARITY_TEXTS)), PARITY_BATCH):
+    for chunk in iter_chunks(np.arange(len(texts)), PARITY_BATCH):
         inputs = pad_batch(encoded, chunk, backend.input_names, text.pad_token_id)
         with torch.no_grad():
             ref = graph(*(torch.from_numpy(inputs[n]) for n in backend.input_names))
@@ -164,5 +201,5 @@ def _measure_parity(graph: TextEncoderGraph, export_dir: Path, text: TextPreproc
         token_max_abs = max(token_max_abs, float(np.abs(ref_tokens.numpy()[live] - got["token_embeddings"][live]).max()))
     measured = compare(np.concatenate(ref_vectors), np.concatenate(onnx_vectors))
     measured["token_max_abs"] = token_max_abs
-    measured["inputs"] = "built-in parity texts"
-    return parity_report("fp32", measured)
+    measured["inputs"] = f"{len(texts)} texts: built-in parity texts" + (" + embedrt.sample_text sentences" if len(texts) > len(PARITY_TEXTS) else "")
+    return parity_report(precision, measured)

@@ -9,9 +9,19 @@ import numpy as np
 import onnxruntime as ort
 
 from embedrt.errors import ManifestError
-from embedrt.manifest import Manifest, check_model_file
-from embedrt.runtime.providers import TensorRTOptions, check_active, check_available, plan_providers
+from embedrt.manifest import MANIFEST_NAME, Manifest, check_model_file
+from embedrt.runtime.providers import (
+    TensorRTOptions,
+    check_active,
+    check_available,
+    check_built_for,
+    plan_providers,
+    tensorrt_options_for,
+)
 from embedrt.runtime.session_options import session_options
+
+
+TENSORRT_CACHE = "tensorrt-cache"  # engine and timing caches, inside the export dir unless told otherwise
 
 
 class OnnxBackend:
@@ -51,14 +61,22 @@ class OnnxBackend:
         cls, export_dir: Path, manifest: Manifest, *, device: str = "cpu", max_batch_size: int | None = None,
         session: dict[str, Any] | None = None, **options: Any,
     ) -> "OnnxBackend":
-        """The session an embedder runs: the export's model file (size-checked against its manifest)."""
-        return cls(
-            check_model_file(export_dir, manifest),
-            device=device,
-            max_batch_size=max_batch_size or manifest.max_batch_size,
-            session=session,
-            **options,
-        )
+        """The session an embedder runs: the export's model file (size-checked against its manifest).
+
+        An engine built for another provider (manifest.provider) is refused here. On TensorRT, the
+        profile shapes come from the manifest's limits, engines are cached in `export_dir/tensorrt-cache`
+        unless `tensorrt=TensorRTOptions(...)` says otherwise, and a warm-up builds the engine now.
+        """
+        check_built_for(manifest.provider, device, str(Path(export_dir) / MANIFEST_NAME))
+        batch = max_batch_size or manifest.max_batch_size
+        if device == "tensorrt" and options.get("tensorrt") is None:
+            options["tensorrt"] = tensorrt_options_for(manifest, Path(export_dir) / TENSORRT_CACHE, max_batch=batch)
+        backend = cls(check_model_file(export_dir, manifest), device=device, max_batch_size=batch, session=session, **options)
+        if device == "tensorrt":
+            from embedrt.runtime.warm_up import warm_up
+
+            warm_up(backend, manifest)
+        return backend
 
     @property
     def max_batch_size(self) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from embedrt.errors import ProviderError
+from embedrt.manifest import Manifest
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -54,15 +55,52 @@ class ProviderPlan:
 
 def profile_shapes(input_names: Sequence[str], max_batch: int, max_length: int | None, opt_batch: int = 8, opt_length: int = 128) -> tuple[str, str, str]:
     """TensorRT min/opt/max profile strings for inputs of shape (batch, length) or (batch, C, H, W)."""
-
-    def fmt(batch: int, length: int | None) -> str:
-        if length is None:
-            return ",".join(f"{n}:{batch}" for n in input_names)
-        return ",".join(f"{n}:{batch}x{length}" for n in input_names)
-
+    batch = min(opt_batch, max_batch)
     if max_length is None:
-        return fmt(1, None), fmt(opt_batch, None), fmt(max_batch, None)
-    return fmt(1, 1), fmt(min(opt_batch, max_batch), min(opt_length, max_length)), fmt(max_batch, max_length)
+        return profile_strings({n: ((1,), (batch,), (max_batch,)) for n in input_names})
+    return profile_strings({n: ((1, 1), (batch, min(opt_length, max_length)), (max_batch, max_length)) for n in input_names})
+
+
+def profile_dims(manifest: Manifest, *, max_batch: int | None = None, opt_batch: int = 8, opt_length: int = 128) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    """Per input, the (min, opt, max) shapes of one TensorRT optimisation profile, from the manifest's batch and length limits.
+
+    One definition for the ONNX Runtime TensorRT EP (profile strings) and a standalone `.plan` build.
+    """
+    top = max_batch or manifest.max_batch_size
+    batch = min(opt_batch, top)
+    if manifest.image is not None:
+        side = (3, manifest.image.crop, manifest.image.crop)
+        return {n: ((1, *side), (batch, *side), (top, *side)) for n in manifest.input_names}
+    assert manifest.text is not None
+    longest = manifest.text.max_length
+    return {n: ((1, 1), (batch, min(opt_length, longest)), (top, longest)) for n in manifest.input_names}
+
+
+def profile_strings(dims: dict[str, tuple[tuple[int, ...], ...]]) -> tuple[str, str, str]:
+    """profile_dims() as ONNX Runtime's "name:1x1,name:1x1" min, opt and max strings."""
+    return tuple(",".join(f"{n}:{'x'.join(map(str, shapes[i]))}" for n, shapes in dims.items()) for i in range(3))  # type: ignore[return-value]
+
+
+def tensorrt_options_for(manifest: Manifest, cache_dir: Path | None, *, fp16: bool = True, max_batch: int | None = None) -> TensorRTOptions:
+    """TensorRT EP options for an export: FP16, an engine cache, and one profile covering every shape the runtime sends."""
+    low, opt, high = profile_strings(profile_dims(manifest, max_batch=max_batch))
+    return TensorRTOptions(fp16=fp16, cache_dir=cache_dir, min_shapes=low, opt_shapes=opt, max_shapes=high)
+
+
+# Engines an export may be built for (manifest.provider) -> the devices that can run them.
+_RUNS_ON = {"any": DEVICES, "cpu": ("cpu",), "cuda": ("cuda", "tensorrt"), "tensorrt": ("tensorrt",)}
+
+
+def check_built_for(built_for: str, device: str, where: str) -> None:
+    """Refuse an engine on a device it was not built for (fp16 on a CPU, CPU-only int8 ops on a GPU)."""
+    if built_for not in _RUNS_ON:
+        raise ProviderError(f"{where}: built for provider {built_for!r}, which this embedrt does not know ({', '.join(_RUNS_ON)}).")
+    if device not in _RUNS_ON[built_for]:
+        raise ProviderError(
+            f"{where}: this engine was built for {built_for!r} and cannot run on device={device!r}; "
+            f"load it with device={_RUNS_ON[built_for][0]!r}, or re-export it for {device!r} "
+            f"(`embedrt optimize SOURCE_DIR --out DIR --precision ... --provider {device}`)."
+        )
 
 
 def plan_providers(device: str, *, device_id: int = 0, tensorrt: TensorRTOptions | None = None) -> ProviderPlan:

@@ -1,0 +1,115 @@
+"""int8 recipes for a text export, side by side: accuracy against PyTorch fp32 and throughput against PyTorch fp32/bf16.
+
+A measurement, not a test. Each recipe is built from the same fused fp32 graph with embedrt.export's own
+functions; accuracy is read on 318 varied texts (the parity texts plus 300 sentences of 1-200 words that
+no recipe calibrates on); throughput on `--sentences` sentences from embedrt.sample_text, each engine timed
+in turn with the PyTorch baselines in the same process, best of `--repeats`.
+
+    python benchmarks/int8_exploration.py [FP32_EXPORT_DIR] [--sentences 2000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from embedrt.export.optimize import fuse_transformer, transformer_shape
+from embedrt.export.parity import PARITY_TEXTS, cosine_rows
+from embedrt.export.quantize import gelu_fed_matmuls, quantize_blockwise_int8, quantize_text_int8, smooth_activations
+from embedrt.export.text import calibration_batches
+from embedrt.manifest import read_manifest
+from embedrt.runtime.onnx_backend import OnnxBackend
+from embedrt.runtime.text import TextEmbedder
+from embedrt.sample_text import sample_sentences
+
+
+def recipes(export_dir: Path, work: Path) -> dict[str, Path]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    manifest = read_manifest(export_dir)
+    config = json.loads((Path(manifest.source["path"]) / "config.json").read_text())
+    fused = work / "fused.onnx"
+    fuse_transformer(export_dir / "model.onnx", fused, transformer_shape(config))
+    ffn_out = gelu_fed_matmuls(onnx.load(str(fused)))
+    names = [t.name for t in manifest.inputs]
+    calibration = lambda: calibration_batches(export_dir, manifest.text, names)  # noqa: E731
+
+    def dynamic(src: Path, out: Path, exclude=()) -> Path:
+        quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=list(exclude),
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        return out
+
+    smoothed = work / "smoothed.onnx"
+    onnx.save(smooth_activations(onnx.load(str(fused)), calibration(), 0.7), str(smoothed))
+    built = {
+        "fp32 fused": fused,
+        "dynamic per-channel, all matmuls": dynamic(fused, work / "dyn.onnx"),
+        "dynamic per-channel, FFN outputs fp32": dynamic(fused, work / "dyn_ffn_fp32.onnx", ffn_out),
+        "smoothquant 0.7 + dynamic, FFN outputs fp32": dynamic(smoothed, work / "sm_dyn_ffn_fp32.onnx", ffn_out),
+        "blockwise int8 (MatMulNBits) all matmuls, attention fp32": work / "nbits.onnx",
+        "embedrt int8: smoothquant + dynamic + FFN outputs blockwise": work / "recipe.onnx",
+    }
+    quantize_blockwise_int8(fused, built["blockwise int8 (MatMulNBits) all matmuls, attention fp32"])
+    quantize_text_int8(fused, built["embedrt int8: smoothquant + dynamic + FFN outputs blockwise"], calibration())
+    return built
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("export_dir", nargs="?", help="an fp32 text export (default: export the bundled model to a temp dir)")
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)  # the quantizers are chatty
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.export_dir:
+            export_dir = Path(args.export_dir)
+        else:
+            from embedrt.export import export_text
+
+            export_dir = export_text("default", work / "fp32")
+        source = read_manifest(export_dir).source["path"]
+        built = recipes(export_dir, work)
+        accuracy_texts = list(PARITY_TEXTS) + sample_sentences(300, min_words=1, max_words=200, seed=7)
+        st32 = SentenceTransformer(source, device="cpu")
+        st16 = SentenceTransformer(source, device="cpu").to(torch.bfloat16)
+        reference = st32.encode(accuracy_texts, batch_size=32)
+        engines = {name: TextEmbedder(export_dir, backend=OnnxBackend(path)) for name, path in built.items()}
+        rows = {}
+        for name, embedder in engines.items():
+            cos = cosine_rows(reference, embedder.embed(accuracy_texts))
+            rows[name] = {"min_cosine": round(float(cos.min()), 4), "mean_cosine": round(float(cos.mean()), 5)}
+        bf = cosine_rows(reference, st16.encode(accuracy_texts, batch_size=32))
+        rows["pytorch bf16"] = {"min_cosine": round(float(bf.min()), 4), "mean_cosine": round(float(bf.mean()), 5)}
+        texts = sample_sentences(args.sentences)
+        runs = {"pytorch fp32": lambda: st32.encode(texts, batch_size=32), "pytorch bf16": lambda: st16.encode(texts, batch_size=32)}
+        runs.update({name: (lambda e=e: e.embed(texts)) for name, e in engines.items()})
+        best = {name: 0.0 for name in runs}
+        for _ in range(args.repeats):  # interleaved: every engine once per round, so load changes hit all alike
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                best[name] = max(best[name], len(texts) / (time.perf_counter() - start))
+        print(f"{len(accuracy_texts)} accuracy texts; {len(texts)} sentences, best of {args.repeats} interleaved rounds")
+        print(f"{'engine':62} {'min cos':>8} {'mean cos':>9} {'sent/s':>8} {'x fp32':>7} {'x bf16':>7}")
+        for name in runs:
+            acc = rows.get(name, {"min_cosine": 1.0, "mean_cosine": 1.0})
+            print(f"{name:62} {acc['min_cosine']:8.4f} {acc['mean_cosine']:9.5f} {best[name]:8.1f} "
+                  f"{best[name] / best['pytorch fp32']:7.2f} {best[name] / best['pytorch bf16']:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""`embedrt optimize DIR --out DIR2 --precision int8|fp16|fp32 [--optimize fuse] [--provider ...]`."""
+
+from __future__ import annotations
+
+import argparse
+
+from embedrt.commands.export import _export_module, add_precision_arguments
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optimize", help="another precision or graph optimisation of an fp32 export, with its own parity gate")
+    p.add_argument("export_dir", metavar="DIR", help="an fp32 export dir (from `embedrt export`)")
+    p.add_argument("--out", required=True, metavar="DIR2")
+    add_precision_arguments(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    _export_module()  # the export extra must be installed: the message says how
+    from embedrt.export.variants import optimize_export
+
+    out = optimize_export(args.export_dir, args.out, precision=args.precision, optimize=args.optimize, provider=args.provider, overwrite=args.overwrite)
+    print(f"optimized {args.export_dir} -> {out} ({args.precision})")
+    return 0

@@ -1,0 +1,107 @@
+"""The export stage after the fp32 graph, for either modality: optional fusion, then precision conversion.
+
+    fp32 graph -> [fuse] -> [int8 | fp16] -> model.onnx      (parity and the manifest are the exporter's job)
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from embedrt.errors import ExportError
+from embedrt.export.optimize import OPTIMIZE_LEVELS, TransformerShape, fuse_graph, fuse_transformer
+
+PRECISIONS = ("fp32", "int8", "fp16")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+
+Calibration = Callable[[], Iterable[dict[str, np.ndarray]]]  # input batches for static int8, made on demand
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What to build: the precision, the graph optimisation, and the execution provider it is for."""
+
+    precision: str = "fp32"
+    optimize: str = "none"
+    provider: str = "any"  # manifest.provider: "any", "cpu", "cuda" or "tensorrt"
+
+
+def plan_engine(precision: str = "fp32", optimize: str | None = None, provider: str | None = None, *, modality: str = "text") -> EnginePlan:
+    """Check a precision/optimize/provider request and fill in its defaults; refuse the combinations that are traps."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+    if optimize is not None and optimize not in OPTIMIZE_LEVELS:
+        raise ExportError(f"--optimize {optimize!r} is not one of {', '.join(OPTIMIZE_LEVELS)}.")
+    if provider is not None and provider not in PROVIDERS:
+        raise ExportError(f"--provider {provider!r} is not one of {', '.join(PROVIDERS)}.")
+    if precision == "fp16":
+        if provider not in ("cuda", "tensorrt"):
+            raise ExportError(
+                "--precision fp16 is for a GPU: on the CPU, ONNX Runtime runs fp16 about 100x slower than fp32. "
+                "Pass --provider cuda or --provider tensorrt to build it for a GPU, or use --precision int8 for the CPU."
+            )
+        if optimize == "fuse":
+            raise ExportError("--precision fp16 converts the unfused graph (the GPU providers fuse it themselves); use --optimize none.")
+        return EnginePlan("fp16", "none", provider)
+    if precision == "int8":
+        if provider not in (None, "cpu"):
+            raise ExportError(f"--precision int8 builds CPU int8 kernels; --provider {provider} cannot run them fast. Use fp16 for a GPU.")
+        # Text: fused attention stays fp32 around int8 matmuls. Images: the fp32 graph is quantised as exported.
+        return EnginePlan("int8", optimize or ("fuse" if modality == "text" else "none"), "cpu")
+    optimize = optimize or "none"
+    if provider is None:
+        # Fused CNN graphs are saved by a CPU session; fused text graphs run on CPU and CUDA alike.
+        provider = "cpu" if (optimize == "fuse" and modality == "image") else "any"
+    return EnginePlan("fp32", optimize, provider)
+
+
+def build_model(
+    fp32_path: Path,
+    out_path: Path,
+    plan: EnginePlan,
+    *,
+    modality: str,
+    transformer: TransformerShape | None = None,
+    token_output: str | None = None,
+    calibration: Calibration | None = None,
+) -> tuple[str, ...]:
+    """Write the engine `plan` asks for to `out_path`, from the fp32 graph at `fp32_path`; return the steps applied.
+
+    `transformer` (text) is what the transformer fusions need; images get ONNX Runtime's CNN fusions;
+    `token_output` names the token-embeddings tensor whose pooling stays fp32 in fp16;
+    `calibration` makes the input batches int8 scales are measured on.
+    """
+    applied: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="embedrt-build-") as work:
+        current = Path(fp32_path)
+        if plan.optimize == "fuse":
+            fused = Path(work) / "fused.onnx"
+            if modality == "text":
+                if transformer is None:
+                    raise ExportError("transformer fusion needs the model's heads and hidden size (TransformerShape).")
+                applied += fuse_transformer(current, fused, transformer, for_gpu=plan.provider in ("cuda", "tensorrt"))
+            else:
+                applied += fuse_graph(current, fused)
+            current = fused
+        if plan.precision == "int8":
+            from embedrt.export.quantize import quantize_static_int8, quantize_text_int8
+
+            if calibration is None:
+                raise ExportError("int8 needs calibration inputs; the exporter passes them (sample text, sample photographs).")
+            quantized = Path(work) / "int8.onnx"
+            quantize = quantize_text_int8 if modality == "text" else quantize_static_int8
+            applied += quantize(current, quantized, calibration())
+            current = quantized
+        elif plan.precision == "fp16":
+            from embedrt.export.fp16 import convert_fp16
+
+            half = Path(work) / "fp16.onnx"
+            applied += convert_fp16(current, half, token_output=token_output)
+            current = half
+        shutil.copyfile(current, out_path)
+    return tuple(applied)

@@ -1,0 +1,123 @@
+"""Each text precision's parity gate on real exports: fused fp32, int8 on the bundled model, fp16 for a GPU, gate misses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+import embedrt
+from embedrt.errors import ExportError, ParityError, ProviderError
+from embedrt.export import export_text, optimize_export
+from embedrt.export.parity import cosine_rows
+from embedrt.manifest import read_manifest
+from embedrt.sample_text import sample_sentences
+from tests.random_models import random_bert
+
+
+@pytest.fixture(scope="module")
+def minilm_int8_dir(minilm_dir, tmp_path_factory):
+    """The bundled model's int8 variant, made by `optimize` from the shared fp32 export."""
+    return optimize_export(minilm_dir, tmp_path_factory.mktemp("int8") / "minilm-int8", precision="int8")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(minilm_source, tmp_path_factory):
+    return random_bert(tmp_path_factory.mktemp("tiny") / "bert", minilm_source, pooling="mean", normalize=True)
+
+
+def _ops(path) -> set[str]:
+    return {n.op_type for n in onnx.load(str(path / "model.onnx")).graph.node}
+
+
+@pytest.mark.slow
+def test_int8_bundled_model_passes_min_099_and_mean_0995_against_pytorch_fp32(minilm_int8_dir, sentence_transformer):
+    manifest = read_manifest(minilm_int8_dir)
+    assert manifest.precision == "int8" and manifest.provider == "cpu"
+    assert manifest.parity["passed"] and manifest.parity["n"] >= 200
+    assert manifest.parity["min_cosine"] >= 0.99 and manifest.parity["mean_cosine"] >= 0.995
+    assert "int8:dynamic_per_channel" in manifest.optimizations and "fuse:attention" in manifest.optimizations
+    # Texts the gate never saw: 250 sentences of 1-200 words (some truncated at 256 tokens), plus edge cases.
+    texts = sample_sentences(250, min_words=1, max_words=200, seed=7) + ["", "x", "東京は日本の首都です。", "🚀🔥"]
+    cos = cosine_rows(sentence_transformer.encode(texts, batch_size=32), embedrt.TextEmbedder(minilm_int8_dir).embed(texts))
+    assert cos.min() >= 0.99 and cos.mean() >= 0.995
+
+
+@pytest.mark.slow
+def test_int8_graph_runs_int8_kernels(minilm_int8_dir):
+    ops = _ops(minilm_int8_dir)
+    assert {"DynamicQuantizeLinear", "MatMulNBits"} <= ops or {"DynamicQuantizeMatMul", "MatMulNBits"} <= ops or "QAttention" in ops
+
+
+@pytest.mark.slow
+def test_fused_fp32_bundled_model_keeps_parity_0_99999(minilm_dir, tmp_path, sentence_transformer):
+    out = optimize_export(minilm_dir, tmp_path / "fused", optimize="fuse")
+    manifest = read_manifest(out)
+    assert manifest.precision == "fp32" and manifest.parity["min_cosine"] >= 0.99999
+    assert {"fuse:attention", "fuse:skip_layernorm", "fuse:bias_gelu"} <= set(manifest.optimizations)
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= _ops(out)
+    texts = ["A man is playing a guitar.", "", "Embedding models map text to vectors."]
+    assert cosine_rows(sentence_transformer.encode(texts), embedrt.TextEmbedder(out).embed(texts)).min() >= 0.99999
+
+
+def test_fp16_for_cuda_keeps_fp32_io_layernorm_softmax_and_pooling(tiny_bert, tmp_path):
+    out = export_text(tiny_bert, tmp_path / "fp16", precision="fp16", provider="cuda")
+    manifest = read_manifest(out)
+    assert manifest.precision == "fp16" and manifest.provider == "cuda" and manifest.parity["passed"]
+    model = onnx.load(str(out / "model.onnx"))
+    fp32 = onnx.TensorProto.FLOAT
+    assert all(t.type.tensor_type.elem_type == fp32 for t in model.graph.output)
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    # LayerNorm and Softmax read fp32: each one's input is produced by a Cast to fp32 or an fp32 op.
+    cast_to = {n.output[0]: n.attribute[0].i for n in model.graph.node if n.op_type == "Cast"}
+    for node in model.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax", "ReduceL2"):
+            assert cast_to.get(node.input[0], fp32) == fp32, node.name
+
+
+def test_fp16_engine_is_refused_on_the_cpu_by_the_runtime(tiny_bert, tmp_path):
+    out = export_text(tiny_bert, tmp_path / "fp16", precision="fp16", provider="cuda")
+    with pytest.raises(ProviderError, match="built for 'cuda' and cannot run on device='cpu'"):
+        embedrt.TextEmbedder(out)
+
+
+def test_fp16_for_the_cpu_is_refused_before_any_work(tiny_bert, tmp_path):
+    with pytest.raises(ExportError, match="100x slower"):
+        export_text(tiny_bert, tmp_path / "fp16", precision="fp16")
+    assert not (tmp_path / "fp16").exists()
+
+
+def test_int8_tiny_model_gate_miss_leaves_the_previous_export_untouched(tiny_bert, tmp_path, monkeypatch):
+    out = export_text(tiny_bert, tmp_path / "model")
+    before = (out / "embedrt.json").read_text()
+    monkeypatch.setitem(embedrt.export.parity.THRESHOLDS, "int8", {"min_cosine": 1.000001})
+    with pytest.raises(ParityError, match="int8 export failed its parity gate"):
+        export_text(tiny_bert, out, precision="int8", overwrite=True)
+    assert (out / "embedrt.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging dir left behind
+
+
+def test_a_gate_miss_into_a_new_dir_leaves_nothing_that_loads(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setitem(embedrt.export.parity.THRESHOLDS, "fp32", {"min_cosine": 1.000001})
+    with pytest.raises(ParityError):
+        export_text(tiny_bert, tmp_path / "fused", optimize="fuse")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_tiny_model_records_its_recipe_and_loads_on_cpu_only(tiny_bert, tmp_path):
+    out = export_text(tiny_bert, tmp_path / "int8", precision="int8")
+    manifest = json.loads((out / "embedrt.json").read_text())
+    assert manifest["optimizations"][-3:] == ["int8:smoothquant", "int8:dynamic_per_channel", "int8:matmul_nbits_block32"]
+    assert manifest["parity"]["thresholds"] == {"min_cosine": 0.99, "mean_cosine": 0.995}
+    vectors = embedrt.TextEmbedder(out).embed(["hello", "world"])
+    assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+    with pytest.raises(ProviderError, match="built for 'cpu'"):
+        embedrt.TextEmbedder(out, device="cuda")
+
+
+def test_optimize_refuses_an_export_that_is_not_plain_fp32(tiny_bert, tmp_path):
+    fused = export_text(tiny_bert, tmp_path / "fused", optimize="fuse")
+    with pytest.raises(ExportError, match="starts from a plain fp32 export"):
+        optimize_export(fused, tmp_path / "int8", precision="int8")
