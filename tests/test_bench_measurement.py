@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from embedrt.bench.report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown, write_report
 from embedrt.bench.roofline import measure_gemm_peak, peak_for, text_flops_per_token
-from embedrt.bench.runner import _add_ratios
+from embedrt.bench.runner import add_ratios
 from embedrt.bench.timing import interleave, summarize
 from embedrt.bench.workloads import suite_workloads, text_inputs, texts_of_tokens
 
@@ -78,7 +77,7 @@ def test_ratios_compare_each_embedrt_engine_with_each_baseline():
         {"engine": "pytorch fp32", "key": "pytorch_fp32", "role": "baseline", "items_per_s": 100.0, "p50_ms": 12.0},
         {"engine": "pytorch bf16", "key": "pytorch_bf16", "role": "baseline", "items_per_s": 150.0, "p50_ms": 10.0},
     ]
-    _add_ratios(rows)
+    add_ratios(rows)
     assert rows[0]["speedup_vs_pytorch_fp32"] == 3.0
     assert rows[0]["speedup_vs_pytorch_bf16"] == 2.0
     assert rows[0]["p50_latency_ratio_vs_pytorch_fp32"] == pytest.approx(0.333, abs=1e-3)

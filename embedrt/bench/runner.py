@@ -209,7 +209,7 @@ def _measure(workload: Workload, contenders: Contenders, tick: Callable[[], None
         if flops_per_call:
             row["achieved_gflops"] = round(flops_per_call / (row["p50_ms"] / 1e3) / 1e9, 2)
         rows.append(row)
-    _add_ratios(rows)
+    add_ratios(rows)
     return {
         **{k: v for k, v in asdict(workload).items()},
         "items_per_call": workload.items_per_call,
@@ -232,7 +232,7 @@ def _fill_roofline(results: list[dict[str, Any]], roofline: dict[str, Any]) -> N
                 row["roofline_peak"] = f"{which} GEMM {peak} G/s"
 
 
-def _add_ratios(rows: list[dict[str, Any]]) -> None:
+def add_ratios(rows: list[dict[str, Any]]) -> None:
     """Every embedrt figure as a ratio to each baseline measured in the same run."""
     baselines = [r for r in rows if r["role"] == eng.BASELINE]
     for row in rows:
