@@ -1,0 +1,50 @@
+"""ResNet precisions: fused fp32 and static int8 calibrated on scikit-image photographs, each with its own parity gate."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+import embedrt
+from embedrt.errors import ParityError, ProviderError
+from embedrt.export import export_image, optimize_export
+from embedrt.export.image import CALIBRATION_PHOTOS, PARITY_PHOTOS
+from embedrt.manifest import read_manifest
+from tests.image_samples import photos
+
+
+@pytest.fixture(scope="module")
+def resnet_fp32(tmp_path_factory):
+    return export_image("resnet18", tmp_path_factory.mktemp("resnet") / "fp32", random_init=True, normalize=True)
+
+
+def test_int8_calibrates_on_photographs_the_parity_gate_never_sees():
+    assert not set(CALIBRATION_PHOTOS) & set(PARITY_PHOTOS)
+
+
+def test_static_int8_resnet_passes_its_gate_and_embeds_on_cpu(resnet_fp32, tmp_path):
+    out = optimize_export(resnet_fp32, tmp_path / "int8", precision="int8")
+    manifest = read_manifest(out)
+    assert manifest.precision == "int8" and manifest.provider == "cpu"
+    assert manifest.optimizations == ("int8:static_qdq_per_channel",)
+    assert manifest.parity["min_cosine"] >= 0.99 and manifest.parity["mean_cosine"] >= 0.995 and manifest.parity["n"] == len(PARITY_PHOTOS)
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    images = photos()[:2]
+    assert embedrt.load(out).embed(images).shape == (2, 512)
+    with pytest.raises(ProviderError, match="built for 'cpu'"):
+        embedrt.load(out, device="cuda")
+
+
+def test_fused_fp32_resnet_keeps_parity_0_99999(resnet_fp32, tmp_path):
+    out = optimize_export(resnet_fp32, tmp_path / "fused", optimize="fuse")
+    manifest = read_manifest(out)
+    assert manifest.precision == "fp32" and manifest.parity["min_cosine"] >= 0.99999
+    assert manifest.optimizations == ("fuse:ort_extended",) and manifest.provider == "cpu"
+
+
+def test_resnet_int8_gate_miss_writes_nothing(resnet_fp32, tmp_path, monkeypatch):
+    monkeypatch.setitem(embedrt.export.parity.THRESHOLDS, "int8", {"min_cosine": 1.000001})
+    with pytest.raises(ParityError, match="int8 export failed its parity gate"):
+        optimize_export(resnet_fp32, tmp_path / "int8", precision="int8")
+    assert list(tmp_path.iterdir()) == []
