@@ -135,8 +135,8 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
     by_length = [r for r in results if r["modality"] == "text" and r["kind"] == "latency" and r["batch"] == 1 and r["inputs"] != "mixed"]
     images = [r for r in results if r["modality"] == "image"]
     panels = [p for p in (("batch", by_batch), ("length", by_length), ("image", images)) if p[1]]
-    if not panels:
-        return None
+    if not panels:  # a suite without sweeps (text-vs-st): items/s of each workload
+        panels = [("other", results)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, (kind, rows) in zip(axes[0], panels):
         if kind == "batch":
@@ -146,8 +146,10 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
             rows = sorted(rows, key=lambda r: r["lengths"]["tokens_mean"])
             _lines(ax, rows, lambda r: r["lengths"]["tokens_mean"], "p50_ms")
             ax.set(xscale="log", yscale="log", xlabel="tokens per text", ylabel="p50 latency, batch 1 (ms)", title="Text latency vs sequence length")
+        elif kind == "image":
+            _bars(ax, rows, "images / s", "ResNet-50 throughput", lambda r: f"batch {r['batch']}")
         else:
-            _bars(ax, rows)
+            _bars(ax, rows, "items / s", "Throughput by workload", lambda r: r["name"].split("/", 1)[1])
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -169,13 +171,13 @@ def _lines(ax: Any, rows: list[dict[str, Any]], x_of, metric: str) -> None:
     ax.legend(fontsize=8)
 
 
-def _bars(ax: Any, rows: list[dict[str, Any]]) -> None:
+def _bars(ax: Any, rows: list[dict[str, Any]], ylabel: str, title: str, tick: Any) -> None:
     names = list(dict.fromkeys(e["engine"] for r in rows for e in r["engines"]))
     width = 0.8 / max(len(names), 1)
     for i, name in enumerate(names):
         values = [next((e["items_per_s"] for e in r["engines"] if e["engine"] == name), 0.0) for r in rows]
         ax.bar([j + i * width for j in range(len(rows))], values, width, label=name)
-    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(rows))], [f"batch {r['batch']}" for r in rows])
-    ax.set(ylabel="images / s", title="ResNet-50 throughput")
+    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(rows))], [tick(r) for r in rows])
+    ax.set(ylabel=ylabel, yscale="log", title=title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
