@@ -145,7 +145,7 @@ def precision_variants(fp32_dir: Path, device: str = "cpu") -> tuple[list[Path],
     if export is None:
         return [], [f"{fp32_dir.name}: this embedrt's {manifest.modality} export has no precision option; only fp32 is measured"]
     provider = None if device == "cpu" else device
-    stamp = str(manifest.model_file.get("sha256", "unknown"))[:12]
+    stamp = f"{str(manifest.model_file.get('sha256', 'unknown'))[:8]}-{_export_code_stamp()}"
     made, skipped = [], []
     for precision, optimize in (CPU_VARIANTS if device == "cpu" else GPU_VARIANTS):
         out = bench_cache() / "variants" / f"{fp32_dir.name}-{stamp}-{precision}-{optimize or 'default'}-{device}"
@@ -158,6 +158,18 @@ def precision_variants(fp32_dir: Path, device: str = "cpu") -> tuple[list[Path],
                 continue
         made.append(out)
     return made, skipped
+
+
+def _export_code_stamp() -> str:
+    """A digest of embedrt's export code: a changed recipe (say, another int8 block size) makes new variants, not stale ones."""
+    import hashlib
+
+    import embedrt.export
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(embedrt.export.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def _exporter(manifest: Manifest):
