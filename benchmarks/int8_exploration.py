@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from embedrt.export.optimize import fuse_transformer, transformer_shape
@@ -54,10 +53,10 @@ def recipes(export_dir: Path, work: Path) -> dict[str, Path]:
         "dynamic per-channel, all matmuls": dynamic(fused, work / "dyn.onnx"),
         "dynamic per-channel, FFN outputs fp32": dynamic(fused, work / "dyn_ffn_fp32.onnx", ffn_out),
         "smoothquant 0.7 + dynamic, FFN outputs fp32": dynamic(smoothed, work / "sm_dyn_ffn_fp32.onnx", ffn_out),
-        "blockwise int8 (MatMulNBits) all matmuls, attention fp32": work / "nbits.onnx",
+        "blockwise int8 (MatMulNBits, block 32) all matmuls, attention fp32": work / "nbits.onnx",
         "embedrt int8: smoothquant + dynamic + FFN outputs blockwise": work / "recipe.onnx",
     }
-    quantize_blockwise_int8(fused, built["blockwise int8 (MatMulNBits) all matmuls, attention fp32"])
+    quantize_blockwise_int8(fused, built["blockwise int8 (MatMulNBits, block 32) all matmuls, attention fp32"], block_size=32)
     quantize_text_int8(fused, built["embedrt int8: smoothquant + dynamic + FFN outputs blockwise"], calibration())
     return built
 

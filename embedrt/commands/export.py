@@ -50,6 +50,11 @@ def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execution provider the engine is built for (recorded; the runtime refuses others)")
 
 
+def engine_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments add_precision_arguments() parsed, as the export functions take them."""
+    return {"precision": args.precision, "optimize": args.optimize, "provider": args.provider}
+
+
 def _export_module():
     try:
         import embedrt.export as export
@@ -67,9 +72,7 @@ def run_text(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         pool_in_graph=args.pool_in_graph,
         opset=args.opset,
-        precision=args.precision,
-        optimize=args.optimize,
-        provider=args.provider,
+        **engine_options(args),
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")
@@ -85,9 +88,7 @@ def run_image(args: argparse.Namespace) -> int:
         seed=args.seed,
         normalize=args.normalize,
         opset=args.opset,
-        precision=args.precision,
-        optimize=args.optimize,
-        provider=args.provider,
+        **engine_options(args),
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")

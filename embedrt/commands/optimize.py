@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from embedrt.commands.export import _export_module, add_precision_arguments
+from embedrt.commands.export import _export_module, add_precision_arguments, engine_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,6 @@ def run(args: argparse.Namespace) -> int:
     _export_module()  # the export extra must be installed: the message says how
     from embedrt.export.variants import optimize_export
 
-    out = optimize_export(args.export_dir, args.out, precision=args.precision, optimize=args.optimize, provider=args.provider, overwrite=args.overwrite)
+    out = optimize_export(args.export_dir, args.out, overwrite=args.overwrite, **engine_options(args))
     print(f"optimized {args.export_dir} -> {out} ({args.precision})")
     return 0
