@@ -108,11 +108,15 @@ def perf_analyzer(binary: str, server: TritonServer, local, sentences: list[str]
     plain = Path(tempfile.gettempdir()) / "embedrt-pa-libs"
     _link_versioned_libs(Path(libs), plain)
     env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join([str(plain), libs, os.environ.get("LD_LIBRARY_PATH", "")]))
-    cmd = [binary, "-m", "minilm_encoder", "-u", server.grpc_url, "-i", "grpc", "-b", str(batch), f"--input-data={inputs}",
-           f"--concurrency-range={min(concurrency)}:{max(concurrency)}:{max(1, min(concurrency))}",
-           "--measurement-interval=4000", "--percentile=99"]
-    reply = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    return reply.stdout + (f"\n(perf_analyzer exited {reply.returncode}: {reply.stderr[-2000:]})" if reply.returncode else "")
+    report = []
+    for c in concurrency:  # one run per level: a range would step through every level in between
+        cmd = [binary, "-m", "minilm_encoder", "-u", server.grpc_url, "-i", "grpc", "-b", str(batch), f"--input-data={inputs}",
+               f"--concurrency-range={c}:{c}", "--measurement-interval=5000", "--percentile=99",
+               "--stability-percentage=30", "--max-trials=6"]
+        reply = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        summary = [line for line in reply.stdout.splitlines() if line.startswith("Concurrency:")]
+        report.append("\n".join(summary) or reply.stdout[-1500:] + f"\n(perf_analyzer exited {reply.returncode}: {reply.stderr[-1000:]})")
+    return "\n".join(report) + "\n"
 
 
 def _link_versioned_libs(libs: Path, out: Path) -> None:

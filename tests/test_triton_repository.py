@@ -39,6 +39,8 @@ def test_python_repository_has_ensemble_tokenizer_and_encoder_with_manifest_batc
     assert encoder.instance_group[0].kind == encoder.instance_group[0].KIND_CPU
     assert list(encoder.dynamic_batching.preferred_batch_size) == [8, 16, 32, 64]
     assert encoder.parameters["embedrt_pad_multiple"].string_value == "16"
+    assert encoder.parameters["ort_allow_spinning"].string_value == "0"
+    assert encoder.parameters["embedrt_model_sha256"].string_value == manifest.model_file["sha256"]
     ensemble = parsed["minilm"]
     assert ensemble.platform == "ensemble"
     assert ensemble.input[0].data_type == model_config_pb2.TYPE_STRING

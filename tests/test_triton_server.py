@@ -168,6 +168,11 @@ def test_unknown_model_and_refused_shape_are_clear_errors(triton_server, protoco
             encoder.infer(bad, ["sentence_embedding"])
 
 
+def test_an_export_dir_of_another_model_is_refused_for_client_side_preparation(triton_server, resnet18_dir):
+    with pytest.raises(TritonError, match="serves another model than"):
+        embedrt.TritonEmbedder(triton_server.http_url, "minilm_plain", path=resnet18_dir)
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_server_that_is_down_is_a_clear_error_after_bounded_retries(protocol):
     (port,) = free_ports(1)

@@ -50,6 +50,7 @@ class TritonEmbedder:
         if path is not None:
             manifest = read_manifest(path)
             backend = TritonBackend(url, f"{name}_encoder", protocol, timeout_s=timeout_s, retries=retries)
+            _check_same_model(backend, manifest.model_file.get("sha256", ""), path)
             if manifest.modality == "text":
                 from embedrt.runtime.text import TextEmbedder
 
@@ -159,3 +160,14 @@ def _image_bytes(index: int, item: Any) -> bytes:
         f"images[{index}] is a {type(item).__name__}; the server takes encoded images (paths or bytes). "
         "For PIL images or arrays pass path=EXPORT_DIR, which preprocesses them here."
     )
+
+
+def _check_same_model(backend: TritonBackend, sha256: str, path: str | os.PathLike) -> None:
+    """Inputs prepared for one export must not be run by another model's graph."""
+    served = (backend.config.get("parameters") or {}).get("embedrt_model_sha256", {}).get("string_value")
+    if served and sha256 and served != sha256:
+        backend.close()
+        raise TritonError(
+            f"{backend.model!r} on {backend.url} serves another model than {path} (model.onnx sha256 {served[:12]}... vs {sha256[:12]}...); "
+            "pass the export dir the repository was built from, or rebuild the repository."
+        )

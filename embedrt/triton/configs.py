@@ -43,6 +43,7 @@ class ServingOptions:
     fp16: bool = True  # TensorRT accelerator precision
     trt_cache_dir: str = "/tmp/embedrt-trt-cache"
     pad_multiple: int = 16  # token ids are padded to a multiple of this, so requests of nearby lengths share a shape
+    spinning: bool = False  # python encoder: ONNX Runtime threads spin between runs (faster alone, slower on a shared CPU)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -103,7 +104,9 @@ def encoder_config(name: str, manifest: Manifest, options: ServingOptions) -> di
     if options.tensorrt_accelerator:
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [_tensorrt_accelerator(manifest, options, max_batch)]}}
     # What a client needs to pad token ids the way the tokenizer model does (embedrt.triton.backend reads them).
-    extra = {"embedrt_modality": manifest.modality}
+    extra = {"embedrt_modality": manifest.modality, "embedrt_model_sha256": manifest.model_file.get("sha256", "")}
+    if options.backend == "python":
+        extra["ort_allow_spinning"] = int(options.spinning)
     if manifest.text is not None:
         extra.update(embedrt_pad_multiple=options.pad_multiple, embedrt_pad_token_id=manifest.text.pad_token_id, embedrt_max_length=manifest.text.max_length)
     config["parameters"] = parameters(extra)

@@ -24,14 +24,17 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         here = Path(args["model_repository"]) / args["model_version"]
         gpu = args.get("model_instance_kind") == "GPU"
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        # spinning threads would take the CPU the tokenizer, the server and the clients need between runs
+        spinning = params.get("ort_allow_spinning", "0") == "1"
         self.backend = OnnxBackend(
             here / "model.onnx",
             device="cuda" if gpu else "cpu",
             device_id=int(args.get("model_instance_device_id") or 0),
             max_batch_size=int(config["max_batch_size"]),
+            session={"spinning": spinning},
         )
         self.inputs = [i["name"] for i in config["input"]]
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.pad_token_id = int(params.get("embedrt_pad_token_id", 0))
         self.ragged = "attention_mask" in self.inputs and any(i.get("allow_ragged_batch") for i in config["input"])
 
