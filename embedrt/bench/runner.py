@@ -159,7 +159,7 @@ def _text_contenders(model_key: str, options: BenchOptions, skipped: list[str]) 
 
     described = {"name": model_key, "export": str(fp32_dirs[0]), "source": str(source), "max_length": max_length,
                  "random_weights": model_key == LONG_TEXT,
-                 "flops_per_token_at_mean_length": "text_flops_per_token(config, mean tokens)"}
+                 "mflop_per_token_at_128_tokens": round(text_flops_per_token(config, 128) / 1e6, 2)}
     return Contenders(_unique_labels(engines), described, lambda w: text_inputs(w, tokenizer_file), flops, lengths)
 
 
