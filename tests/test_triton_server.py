@@ -168,6 +168,14 @@ def test_unknown_model_and_refused_shape_are_clear_errors(triton_server, protoco
             encoder.infer(bad, ["sentence_embedding"])
 
 
+def test_a_request_past_its_timeout_is_a_clear_error(triton_server, minilm):
+    with TritonBackend(triton_server.grpc_url, "minilm_encoder", "grpc") as encoder:
+        encoder.timeout_s = 1e-4
+        ids = pad_batch(minilm.tokenize(["a sentence"]), np.arange(1), encoder.input_names, 0)
+        with pytest.raises(TritonError, match=r"gave no answer for inputs of shapes .* within 0.0001 s"):
+            encoder.run(ids)
+
+
 def test_an_export_dir_of_another_model_is_refused_for_client_side_preparation(triton_server, resnet18_dir):
     with pytest.raises(TritonError, match="serves another model than"):
         embedrt.TritonEmbedder(triton_server.http_url, "minilm_plain", path=resnet18_dir)

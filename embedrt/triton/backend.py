@@ -139,6 +139,8 @@ class TritonBackend:
                     time.sleep(self.retry_wait_s * 2**attempt)
                     continue
                 raise self._error(message, str(exc.status()), what) from None
+            except TimeoutError as exc:  # not retried: a slow model stays slow
+                raise self._error(f"timed out ({exc})", "timeout", what) from None
             except (ConnectionError, OSError) as exc:  # the HTTP client's socket errors
                 if attempt < self.retries:
                     time.sleep(self.retry_wait_s * 2**attempt)
