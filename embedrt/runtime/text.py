@@ -12,7 +12,7 @@ import numpy as np
 from embedrt.errors import InputError, ManifestError
 from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
-from embedrt.runtime.batching import plan_batches, restore_order
+from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.tokenization import Encoded, check_texts, encode, load_tokenizer, pad_batch
@@ -21,7 +21,6 @@ log = logging.getLogger("embedrt")
 
 SENTENCE_OUTPUT = "sentence_embedding"
 TOKEN_OUTPUT = "token_embeddings"
-DEFAULT_MAX_BATCH_TOKENS = 16384
 
 Progress = Callable[[int], None]  # called with the number of inputs just finished
 
@@ -38,7 +37,7 @@ class TextEmbedder:
         path: str | Path,
         device: str = "cpu",
         *,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
         max_batch_size: int | None = None,
         truncate: bool = True,
         session: dict[str, Any] | None = None,
@@ -59,7 +58,7 @@ class TextEmbedder:
             )
         self.backend = backend
         self.device = device
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device]
         self.max_batch_size = min(max_batch_size or backend.max_batch_size, backend.max_batch_size)
         self.truncate = truncate
         self._lock = threading.Lock()

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from embedrt.runtime.batching import plan_batches
+from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches
 from embedrt.runtime.onnx_backend import OnnxBackend
-from embedrt.runtime.text import DEFAULT_MAX_BATCH_TOKENS
 from embedrt.runtime.tokenization import Encoded, pad_batch
 
 
@@ -36,6 +35,7 @@ class TritonPythonModel:
         )
         self.inputs = [i["name"] for i in config["input"]]
         self.pad_token_id = int(params.get("embedrt_pad_token_id", 0))
+        self.max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS["cuda" if gpu else "cpu"]
         self.ragged = "attention_mask" in self.inputs and any(i.get("allow_ragged_batch") for i in config["input"])
 
     def execute(self, requests):
@@ -60,7 +60,7 @@ class TritonPythonModel:
         encoded = Encoded(ids=ids, type_ids=type_ids, offsets=[], truncated=[])
         names = sorted({n for w in wanted for n in w})
         per_row = {n: [None] * len(ids) for n in names}  # token vectors are cut to each row's length
-        batches = plan_batches(encoded.lengths, max_batch_tokens=DEFAULT_MAX_BATCH_TOKENS, max_batch_size=self.backend.max_batch_size)
+        batches = plan_batches(encoded.lengths, max_batch_tokens=self.max_batch_tokens, max_batch_size=self.backend.max_batch_size)
         for idx in batches:
             result = self.backend.run(pad_batch(encoded, idx, self.inputs, self.pad_token_id), names)
             for j, i in enumerate(idx):
