@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from embedrt.atomic_file import atomic_write
 from embedrt.errors import InputError
 
 
@@ -112,20 +113,17 @@ def check_output_path(path: str | os.PathLike | None) -> Path | None:
 
 def write_vectors(path: Path, vectors: np.ndarray, keys: Iterable[tuple[str, Any]] | None = None) -> Path:
     """`.npy`: the array. `.jsonl`: {key: value, "embedding": [...]} per row, keys like ("text", t) or ("path", p)."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+
+    def write(tmp: Path) -> None:
         if path.suffix.lower() == ".npy":
             with open(tmp, "wb") as f:
                 np.save(f, vectors.astype(np.float32, copy=False))
-        else:
-            with open(tmp, "w", encoding="utf-8") as f:
-                key_list = list(keys) if keys is not None else [None] * len(vectors)
-                for key, vector in zip(key_list, vectors):
-                    record = {} if key is None else {key[0]: key[1]}
-                    record["embedding"] = [round(float(x), 7) for x in vector]
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+            return
+        with open(tmp, "w", encoding="utf-8") as f:
+            key_list = list(keys) if keys is not None else [None] * len(vectors)
+            for key, vector in zip(key_list, vectors):
+                record = {} if key is None else {key[0]: key[1]}
+                record["embedding"] = [round(float(x), 7) for x in vector]
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    return atomic_write(path, write)

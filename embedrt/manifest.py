@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embedrt.atomic_file import atomic_write_text
 from embedrt.errors import ManifestError
 
 MANIFEST_NAME = "embedrt.json"
@@ -157,8 +158,4 @@ def check_model_file(export_dir: Path, manifest: Manifest) -> Path:
 
 
 def write_manifest(export_dir: Path, manifest: Manifest) -> Path:
-    path = Path(export_dir) / MANIFEST_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(manifest.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(Path(export_dir) / MANIFEST_NAME, manifest.to_json())

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from embedrt.atomic_file import atomic_write, atomic_write_text
 from embedrt.errors import EmbedrtError
 
 RESULTS_JSON = "results.json"
@@ -17,8 +18,8 @@ RESULTS_PNG = "results.png"
 def write_report(document: dict[str, Any], out: Path) -> list[Path]:
     """results.json, results.md and (when matplotlib is installed) results.png in `out`; each written whole or not at all."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [_atomic_write(out / RESULTS_JSON, json.dumps(document, indent=2) + "\n"),
-               _atomic_write(out / RESULTS_MD, markdown(document))]
+    written = [atomic_write_text(out / RESULTS_JSON, json.dumps(document, indent=2) + "\n"),
+               atomic_write_text(out / RESULTS_MD, markdown(document))]
     png = plot(document, out / RESULTS_PNG)
     if png is not None:
         written.append(png)
@@ -36,13 +37,6 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("results"), list):
         raise EmbedrtError(f"{path}: not an embedrt bench results file (no 'results' list); give the results.json that `embedrt bench` wrote.")
     return document
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 # -- Markdown -------------------------------------------------------------------------------------------
@@ -151,11 +145,10 @@ def plot(document: dict[str, Any], path: Path) -> Path | None:
         else:
             _bars(ax, rows, "items / s", "Throughput by workload", lambda r: r["name"].split("/", 1)[1])
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def _lines(ax: Any, rows: list[dict[str, Any]], x_of, metric: str) -> None:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from embedrt.atomic_file import atomic_write
 from embedrt.errors import ExportError
 from embedrt.manifest import read_manifest
 from embedrt.runtime.providers import profile_dims
@@ -61,7 +62,4 @@ def build_tensorrt_plan(
     engine = builder.build_serialized_network(network, config)
     if engine is None:
         raise ExportError(f"{export_dir}: TensorRT failed to build an engine (see its log above).")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_bytes(bytes(engine))
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, lambda tmp: tmp.write_bytes(bytes(engine)))

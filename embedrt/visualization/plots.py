@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from embedrt.atomic_file import atomic_write
 from embedrt.errors import InputError
 
 OUTPUT_SUFFIXES = (".png", ".html")
@@ -58,7 +59,7 @@ def write_png(path: Path, coords: np.ndarray, labels: Sequence[str], title: str)
         ax.set_xticks([])
         ax.set_yticks([])
         fig.tight_layout()
-        return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
 
@@ -84,15 +85,4 @@ def write_html(path: Path, coords: np.ndarray, labels: Sequence[str], hover: Seq
 {circles}
 </svg><p>Hover over a point to see its text.</p></body></html>
 """
-    return _atomic(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
-
-
-def _atomic(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
