@@ -61,11 +61,11 @@ def load_average() -> list[float]:
 def machine_conditions() -> dict:
     info = _cpuinfo()
     flags = set(info.get("flags", "").split())
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
     import onnxruntime as ort
+
+    from embedrt.runtime.session_options import physical_cores
+
+    usable = physical_cores()
 
     return {
         "cpu": info.get("model name") or platform.processor() or platform.machine(),
