@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import onnx
+import onnxruntime as ort
 import pytest
 
 import embedrt
@@ -10,6 +13,7 @@ from embedrt.errors import ParityError, ProviderError
 from embedrt.export import export_image, optimize_export
 from embedrt.export.image import CALIBRATION_PHOTOS, PARITY_PHOTOS
 from embedrt.manifest import read_manifest
+from embedrt.runtime.session_options import session_options
 from tests.image_samples import photos
 
 
@@ -34,6 +38,18 @@ def test_static_int8_resnet_passes_its_gate_and_embeds_on_cpu(resnet_fp32, tmp_p
     assert embedrt.load(out).embed(images).shape == (2, 512)
     with pytest.raises(ProviderError, match="built for 'cpu'"):
         embedrt.load(out, device="cuda")
+
+
+def test_every_int8_conv_runs_as_an_int8_kernel(resnet_fp32, tmp_path):
+    # The fp32 export shares equal constants (folded BatchNorms' zero biases) between Convs; unshared before
+    # quantising, each Conv fuses into QLinearConv instead of running in fp32 between Dequantize/Quantize.
+    out = optimize_export(resnet_fp32, tmp_path / "int8", precision="int8")
+    options = session_options(optimization="extended")
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(out / "model.onnx"), sess_options=options, providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(resnet_fp32 / "model.onnx")).graph.node)
+    assert ops["QLinearConv"] == convs and ops["Conv"] == 0
 
 
 def test_fused_fp32_resnet_keeps_parity_0_99999(resnet_fp32, tmp_path):

@@ -156,11 +156,15 @@ class ArrayCalibration:
 
 def quantize_static_int8(src: Path, out: Path, calibration: Iterable[dict[str, np.ndarray]], *, exclude: Iterable[str] = ()) -> tuple[str, ...]:
     """QDQ int8: per-channel weights, activations scaled from the calibration batches (for CNNs: Conv, Gemm, MatMul)."""
+    import tempfile
+
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    with _quiet_quantizers():
+    with _quiet_quantizers(), tempfile.TemporaryDirectory(prefix="embedrt-int8-") as work:
+        unshared = Path(work) / "unshared.onnx"
+        onnx.save(unshare_initializers(onnx.load(str(src))), str(unshared))
         quantize_static(
-            str(src),
+            str(unshared),
             str(out),
             ArrayCalibration(calibration),
             quant_format=QuantFormat.QDQ,
@@ -172,3 +176,44 @@ def quantize_static_int8(src: Path, out: Path, calibration: Iterable[dict[str, n
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     return ("int8:static_qdq_per_channel",)
+
+
+def unshare_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every node its own copy of each constant it reads, directly or through an Identity.
+
+    The TorchScript exporter stores equal constants once (the all-zero biases of folded BatchNorms, for
+    one): a bias shared by several Convs gets one int8 scale where each Conv needs its own
+    (input scale x weight scale), so ONNX Runtime cannot fuse those Convs into QLinearConv and runs them
+    in fp32 between DequantizeLinear and QuantizeLinear: ResNet-50 int8 at 16 images/s instead of 87.
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+
+    def copy_of(name: str, new_name: str) -> str:
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(inits[name])
+        tensor.name = new_name
+        graph.initializer.append(tensor)
+        inits[new_name] = tensor
+        return new_name
+
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy_of(node.input[0], node.output[0])  # the Identity's output becomes a constant of its own
+        else:
+            nodes.append(node)
+    taken: set[str] = set()
+    for node in nodes:
+        for k, name in enumerate(node.input):
+            if name in inits:
+                if name in taken:
+                    node.input[k] = copy_of(name, f"{name}_{node.name or len(inits)}_{k}")
+                taken.add(name)
+    read = {name for node in nodes for name in node.input} | {o.name for o in graph.output}
+    kept = [i for i in graph.initializer if i.name in read]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model
