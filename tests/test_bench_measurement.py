@@ -25,6 +25,17 @@ def test_interleave_runs_each_item_on_every_engine_rotating_who_goes_first():
     assert [item for item, _ in timed] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert {name: len(s) for name, s in seconds.items()} == {"a": 4, "b": 4, "c": 4}
 
+def test_interleave_in_blocks_runs_a_block_back_to_back_after_one_untimed_call():
+    order = []
+    runs = {name: (lambda item, name=name: order.append((item, name))) for name in ("a", "b")}
+    seconds = interleave(runs, [0, 1, 2, 3, 4], settle_s=0, block=2)
+    # blocks [0, 1], [2, 3], [4]: each contender's block starts with its first item untimed, the starter rotates
+    assert order == [(0, "a"), (0, "a"), (1, "a"), (0, "b"), (0, "b"), (1, "b"),
+                     (2, "b"), (2, "b"), (3, "b"), (2, "a"), (2, "a"), (3, "a"),
+                     (4, "a"), (4, "a"), (4, "b"), (4, "b")]
+    assert {name: len(s) for name, s in seconds.items()} == {"a": 5, "b": 5}
+
+
 
 def test_summarize_gives_percentiles_in_ms_and_throughput_at_the_median_call():
     seconds = [i / 1000 for i in range(1, 101)]  # 1..100 ms

@@ -18,26 +18,35 @@ def interleave(
     warmup: Sequence[Any] = (),
     tick: Callable[[], None] | None = None,
     settle_s: float = SETTLE_S,
+    block: int = 1,
 ) -> dict[str, list[float]]:
-    """Seconds per call, per contender. Item i runs on every contender before item i+1 starts;
-    the starting contender rotates with i, so none always runs first (cold caches) or last.
-    An untimed pause of `settle_s` after each call lets the previous library's spinning threads
-    (ONNX Runtime's pool, PyTorch's OpenMP) go to sleep before the next one is timed."""
+    """Seconds per call, per contender. The items are cut into blocks of `block`: each block runs on
+    every contender before the next block starts, and the starting contender rotates, so none always
+    runs first (cold caches) or last. An untimed pause of `settle_s` after each contender's block lets
+    its spinning threads (ONNX Runtime's pool, PyTorch's OpenMP) go to sleep before the next one is timed.
+
+    With `block` > 1 each contender first runs the block's first item untimed, then the whole block
+    back to back: the steady state of a service answering one request after another, not the first
+    call after another library has flushed the caches (what one call per turn measures)."""
     names = list(runs)
     for item in warmup:
         for name in names:
             runs[name](item)
     seconds: dict[str, list[float]] = {name: [] for name in names}
-    for i, item in enumerate(items):
-        shift = i % len(names)
+    for b, first in enumerate(range(0, len(items), block)):
+        chunk = items[first : first + block]
+        shift = b % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runs[name](item)
-            seconds[name].append(time.perf_counter() - start)
+            if block > 1:
+                runs[name](chunk[0])
+            for item in chunk:
+                start = time.perf_counter()
+                runs[name](item)
+                seconds[name].append(time.perf_counter() - start)
+                if tick is not None:
+                    tick()
             if settle_s:
                 time.sleep(settle_s)
-            if tick is not None:
-                tick()
     return seconds
 
 
