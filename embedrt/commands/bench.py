@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", default="bench-out", metavar="DIR", help="where results.json/.md/.png go (default: bench-out)")
     bench.add_argument("--quick", action="store_true", help="a small text suite in about a minute (for CI); the full suite is for releases")
     bench.add_argument("--suite", choices=("all", "text", "image", "text-vs-st"), default=None,
-                       help="all (default), text, image, or text-vs-st: embedrt fp32 vs sentence-transformers fp32 on "
-                       "2,000 mixed-length sentences and batch-1 latency (default with --quick: text)")
+                       help="all (default), text, image, or text-vs-st: embedrt (fp32 and its precision variants) vs "
+                       "sentence-transformers fp32 and bf16 on 2,000 mixed-length sentences, and batch-1 latency "
+                       "(default with --quick: text)")
     bench.add_argument("--text-model", action="append", default=[], metavar="DIR",
                        help="an fp32 text export dir to measure (repeatable; default: the bundled all-MiniLM-L6-v2)")
     bench.add_argument("--image-model", metavar="DIR", help="an image export dir (default: ResNet-50, random weights, exported once)")
@@ -68,8 +69,6 @@ def _measure(args: argparse.Namespace) -> dict:
     unknown = set(baselines) - {"fp32", "bf16", "fp16"}
     if unknown or not baselines:
         raise EmbedrtError(f"--baselines {args.baselines!r}: choose from fp32, bf16 (and fp16 on a CUDA device).")
-    if suite == "text-vs-st":  # issue 2's measurement: exactly embedrt fp32 against sentence-transformers fp32
-        baselines, args.variants = ("fp32",), False
     options = BenchOptions(quick=args.quick, text_models=args.text_model, image_model=args.image_model,
                            device=args.device, baselines=baselines, variants=args.variants)
     return run_suite(suite_workloads(suite, args.quick), options, suite=suite, progress=args.progress)
@@ -78,13 +77,13 @@ def _measure(args: argparse.Namespace) -> dict:
 def _print_targets(document: dict) -> None:
     from embedrt.bench.workloads import TARGETS
 
-    for workload, field, op, bound in TARGETS:
+    for workload, precision, field, op, bound in TARGETS:
         for result in document["results"]:
             if result["name"] != workload:
                 continue
             for row in result["engines"]:
                 value = row.get(field)
-                if value is None or row["precision"] != "fp32":
+                if value is None or row["role"] != "embedrt" or (precision and row["precision"] != precision):
                     continue
                 met = value >= bound if op == ">=" else value <= bound
                 print(f"target {workload} [{row['engine']}] {field} {op} {bound}: {value:.2f} -> {'met' if met else 'MISSED'}")
