@@ -91,7 +91,7 @@ def markdown(document: dict[str, Any]) -> str:
         *[f"- not measured: {line}" for line in document.get("skipped", [])],
         "",
         table(document),
-        "How to read it: embedrt and its baselines ran the same inputs in one process, call by call in turn.",
+        "How to read it: embedrt and its baselines ran the same inputs in one process, in turn (throughput call by call, latency in blocks of 10 calls).",
         "`speedup vs X` = embedrt items/s ÷ X's items/s (above 1: embedrt is faster); `p50 ratio vs X` = embedrt p50",
         "latency ÷ X's (below 1: embedrt answers sooner). Ratios hold across runs on a shared machine; absolute",
         "times move with its load. `% of peak` = achieved FLOP/s ÷ the GEMM peak above (int8 engines against the",
