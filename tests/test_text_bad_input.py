@@ -43,7 +43,7 @@ def test_an_over_long_text_is_truncated_and_counted(minilm_dir, caplog):
         vectors = embedder.embed(["short", "word " * 1000, "word " * 300])
     assert vectors.shape == (3, 384)
     assert embedder.truncated_total == 2
-    assert "2 of 3 text(s) longer than 256 tokens were truncated (indices [1, 2])" in caplog.text
+    assert "2 of 3 text(s) longer than the model's 256 tokens were truncated (indices [1, 2])" in caplog.text
 
 
 def test_truncate_false_refuses_an_over_long_text_naming_its_index(minilm_dir):

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from embedrt.errors import InputError, ManifestError
+from embedrt.errors import ManifestError
 from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
-from embedrt.runtime.tokenization import Encoded, check_texts, encode, load_tokenizer, pad_batch
-
-log = logging.getLogger("embedrt")
+from embedrt.runtime.tokenization import Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 SENTENCE_OUTPUT = "sentence_embedding"
 TOKEN_OUTPUT = "token_embeddings"
@@ -86,21 +83,11 @@ class TextEmbedder:
         """Stage 1 (CPU): ids for each text; over-long texts are cut and counted, or refused."""
         texts = check_texts(texts)
         encoded = encode(self.tokenizer, texts)
-        if encoded.truncated:
-            if not (self.truncate if truncate is None else truncate):
-                first = encoded.truncated[0]
-                raise InputError(
-                    f"texts[{first}] is longer than the model's {self.max_length} tokens "
-                    f"({len(encoded.truncated)} text(s) in all, indices {encoded.truncated[:10]}); "
-                    "shorten it or pass truncate=True."
-                )
+        allowed = self.truncate if truncate is None else truncate
+        cut = account_truncation(encoded.truncated, len(texts), allowed=allowed, limit=f"{self.max_length} tokens")
+        if cut:
             with self._lock:
-                self.truncated_total += len(encoded.truncated)
-            log.warning(
-                "embedrt: %d of %d text(s) longer than %d tokens were truncated (indices %s%s)",
-                len(encoded.truncated), len(texts), self.max_length, encoded.truncated[:10],
-                "..." if len(encoded.truncated) > 10 else "",
-            )
+                self.truncated_total += cut
         return encoded
 
     def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None, post: Callable | None = None) -> tuple[list[np.ndarray], list]:

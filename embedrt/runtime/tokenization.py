@@ -6,6 +6,7 @@ reads 256 tokens: padding and truncation here come from the manifest alone.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +18,8 @@ from embedrt.errors import InputError, ManifestError
 from embedrt.manifest import TextPreprocessing
 
 TOKENIZER_NAME = "tokenizer.json"
+
+log = logging.getLogger("embedrt")
 
 
 @dataclass
@@ -86,3 +89,22 @@ def pad_batch(encoded: Encoded, indices: np.ndarray, input_names: Sequence[str],
         type_ids[row, :n] = encoded.type_ids[i]
     batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": type_ids}
     return {name: batch[name] for name in input_names}
+
+
+def account_truncation(truncated: Sequence[int], total: int, *, allowed: bool, limit: str) -> int:
+    """Over-long texts (sorted indices): refused naming the first, or warned about; returns how many were cut.
+
+    `limit` completes "longer than the model's ...": "256 tokens", "max length".
+    """
+    if not truncated:
+        return 0
+    if not allowed:
+        raise InputError(
+            f"texts[{truncated[0]}] is longer than the model's {limit} ({len(truncated)} text(s) in all, "
+            f"indices {list(truncated[:10])}); shorten it or pass truncate=True."
+        )
+    log.warning(
+        "embedrt: %d of %d text(s) longer than the model's %s were truncated (indices %s%s)",
+        len(truncated), total, limit, list(truncated[:10]), "..." if len(truncated) > 10 else "",
+    )
+    return len(truncated)

@@ -9,7 +9,6 @@ Two ways to reach the model `NAME` of a repository built by `embedrt triton buil
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Sequence
 
@@ -19,11 +18,9 @@ from embedrt.errors import InputError, TritonError
 from embedrt.manifest import read_manifest
 from embedrt.runtime.batching import iter_chunks, restore_order
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.tokenization import check_texts
+from embedrt.runtime.tokenization import account_truncation, check_texts
 from embedrt.triton.backend import TritonBackend
 from embedrt.triton.configs import IMAGE_INPUT, IMAGE_OUTPUT, SENTENCE_OUTPUT, TEXT_INPUT, TRUNCATED_OUTPUT
-
-log = logging.getLogger("embedrt")
 
 INPUTS_PER_REQUEST = 64  # texts or images per request to an ensemble: larger requests pad more and batch less on the server
 
@@ -112,12 +109,8 @@ class TritonEmbedder:
                 progress(len(chunk))
         result = restore_order(batches, vectors, len(texts))
         check_finite(result, "texts")
-        if truncated:
-            truncated.sort()
-            if not (self.truncate if truncate is None else truncate):
-                raise InputError(f"texts[{truncated[0]}] is longer than the model's max length ({len(truncated)} text(s) in all, indices {truncated[:10]}); shorten it or pass truncate=True.")
-            self.truncated_total += len(truncated)
-            log.warning("embedrt: %d of %d text(s) were truncated by the server's tokenizer (indices %s)", len(truncated), len(texts), truncated[:10])
+        allowed = self.truncate if truncate is None else truncate
+        self.truncated_total += account_truncation(sorted(truncated), len(texts), allowed=allowed, limit="max length (the server's tokenizer)")
         return result
 
     def _embed_images(self, images: Sequence[Any], *, progress=None) -> np.ndarray:
