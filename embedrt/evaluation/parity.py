@@ -35,9 +35,8 @@ def pytorch_vectors(embedder, texts: Sequence[str], source: str | Path | None = 
     try:
         import torch
 
-        from embedrt.export.graph_pooling import TextEncoderGraph
         from embedrt.export.staging import fingerprint
-        from embedrt.export.text import _load_model, _takes_token_types
+        from embedrt.export.text import encoder_graph
         from embedrt.export.text_source import read_text_source
     except ImportError as exc:
         raise EmbedrtError(f"parity against PyTorch needs the export extra ({exc}): pip install 'embedrt[export]'.") from exc
@@ -54,8 +53,7 @@ def pytorch_vectors(embedder, texts: Sequence[str], source: str | Path | None = 
     src = read_text_source(path, pooling=manifest.pooling, normalize=manifest.normalize, max_length=manifest.text.max_length)
     if source is None and manifest.source.get("fingerprint") and fingerprint(src.fingerprint_files()) != manifest.source["fingerprint"]:
         raise EmbedrtError(f"{path}: the checkpoint changed since {embedder.path} was exported from it (fingerprint differs); re-export, or pass --source with the original.")
-    model = _load_model(src)
-    graph = TextEncoderGraph(model, manifest.pooling, manifest.normalize, _takes_token_types(model, src)).eval()
+    graph = encoder_graph(src, manifest.pooling, manifest.normalize)
     encoded = embedder.tokenize(list(texts))
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in embedder.backend.input_names]
     out = []

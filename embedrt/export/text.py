@@ -61,10 +61,8 @@ def export_text(
         raise ExportError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")
     plan = plan_engine(precision, optimize, provider, modality="text")
     src = read_text_source(source, pooling=pooling, normalize=normalize, max_length=max_length)
-    model = _load_model(src)
-    takes_token_types = _takes_token_types(model, src)
-    input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_token_types else [])
-    graph = TextEncoderGraph(model, src.pooling if pool_in_graph else None, src.normalize, takes_token_types).eval()
+    graph = encoder_graph(src, src.pooling if pool_in_graph else None, src.normalize)
+    input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if graph.takes_token_types else [])
     output_names = ["token_embeddings"] + (["sentence_embedding"] if pool_in_graph else [])
     out = Path(out)
     with staged_dir(out, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="embedrt-fp32-") as work:
@@ -129,6 +127,12 @@ def calibration_batches(export_dir: Path, text: TextPreprocessing, input_names: 
     encoded = encode(load_tokenizer(export_dir, text), texts)
     for chunk in iter_chunks(np.arange(len(texts)), 16):
         yield pad_batch(encoded, chunk, input_names, text.pad_token_id)
+
+
+def encoder_graph(src: TextSource, pooling: str | None, normalize: bool) -> TextEncoderGraph:
+    """The PyTorch graph an export is made from and measured against: the encoder, `pooling` (None: tokens only), `normalize`."""
+    model = _load_model(src)
+    return TextEncoderGraph(model, pooling, normalize, _takes_token_types(model, src)).eval()
 
 
 def _load_model(src: TextSource) -> torch.nn.Module:
