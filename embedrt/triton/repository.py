@@ -1,7 +1,8 @@
 """Export dirs -> a Triton model repository (`embedrt triton build`).
 
 The repository appears whole or not at all (it is staged like an export dir). Model names are
-listed in embedrt.triton.configs; python-backend sources come from the top-level triton_models/.
+listed in embedrt.triton.configs; python-backend sources come from the top-level triton_models/
+(installed from a wheel under PREFIX/share/embedrt/triton_models/).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import site
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +23,7 @@ from embedrt.triton import configs
 from embedrt.triton.configs import ServingOptions
 from embedrt.triton.pbtxt import render
 
-MODEL_SOURCES = Path(__file__).resolve().parents[2] / "triton_models"
+PYTHON_MODELS = ("encoder", "image_preprocess", "text_pooling", "text_tokenizer")  # the sources in triton_models/
 PLAN_NAME = "model.plan"
 VERSION = "1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -47,8 +50,7 @@ def build_repository(
             raise EmbedrtError(f"model name {model_name!r}: use letters, digits, '_', '.', '-' (pass --name NAME).")
     if len(set(names)) != len(names):
         raise EmbedrtError(f"two export dirs share the model name {sorted(n for n in names if names.count(n) > 1)[0]!r}; rename one dir.")
-    if not MODEL_SOURCES.is_dir():
-        raise EmbedrtError(f"{MODEL_SOURCES}: the python-backend model sources are missing; run from an embedrt source checkout (pip install -e .).")
+    model_sources()  # before anything is written: a wheel install without them fails here, naming where it looked
     with staged_dir(out, overwrite=overwrite) as tmp:
         for model_name, export_dir, manifest in models:
             if manifest.modality == "text":
@@ -58,13 +60,27 @@ def build_repository(
     return Path(out)
 
 
+def model_sources() -> Path:
+    """The python-backend model sources: triton_models/ in a source checkout (or an editable install),
+    else PREFIX/share/embedrt/triton_models/, where a wheel installs them (pyproject's data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "triton_models"
+    candidates = [checkout] + [Path(prefix) / "share" / "embedrt" / "triton_models" for prefix in dict.fromkeys((sys.prefix, site.getuserbase()))]
+    for candidate in candidates:
+        if all((candidate / name / "model.py").is_file() for name in PYTHON_MODELS):
+            return candidate
+    raise EmbedrtError(
+        f"the Triton python-backend model sources ({', '.join(PYTHON_MODELS)}) are in none of "
+        f"{', '.join(str(c) for c in candidates)}; reinstall embedrt (pip install --force-reinstall embedrt) or run from a source checkout."
+    )
+
+
 def _write_model(repo: Path, config: dict, source: str | None = None) -> Path:
-    """REPO/NAME/config.pbtxt and REPO/NAME/1/ (with model.py from triton_models/SOURCE)."""
+    """REPO/NAME/config.pbtxt and REPO/NAME/1/ (with model.py from model_sources()/SOURCE)."""
     version_dir = repo / config["name"] / VERSION
     version_dir.mkdir(parents=True)
     (repo / config["name"] / "config.pbtxt").write_text(render(config), encoding="utf-8")
     if source is not None:
-        shutil.copyfile(MODEL_SOURCES / source / "model.py", version_dir / "model.py")
+        shutil.copyfile(model_sources() / source / "model.py", version_dir / "model.py")
     return version_dir
 
 
