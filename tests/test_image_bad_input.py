@@ -121,3 +121,39 @@ def test_on_error_skip_returns_the_good_vectors_and_the_failed_indices(resnet18,
 def test_on_error_other_than_raise_or_skip_is_refused(resnet18):
     with pytest.raises(EmbedrtError, match="on_error='ignore'"):
         resnet18.embed([photo("coffee")], on_error="ignore")
+
+
+def test_nan_from_the_engine_names_the_image_by_index_and_path(resnet18_dir, tmp_path):
+    # A real ONNX graph in a real export dir, built to give NaN on dark images: log of the mean
+    # normalised pixel, which is negative for a black image (ImageNet normalisation puts 0 at about -2).
+    import dataclasses
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    import embedrt
+    from embedrt.errors import OutputError
+    from embedrt.export.staging import model_file_record
+    from embedrt.manifest import MODEL_NAME, read_manifest, write_manifest
+    from embedrt.runtime.image import IMAGE_INPUT, IMAGE_OUTPUT
+
+    export = tmp_path / "nan-on-dark"
+    shutil.copytree(resnet18_dir, export)
+    manifest = read_manifest(export)
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", [IMAGE_INPUT], ["mean"]), helper.make_node("Flatten", ["mean"], ["flat"]),
+         helper.make_node("Log", ["flat"], ["log"]), helper.make_node("MatMul", ["log", "spread"], [IMAGE_OUTPUT])],
+        "nan_on_dark",
+        [helper.make_tensor_value_info(IMAGE_INPUT, TensorProto.FLOAT, ["batch", 3, 224, 224])],
+        [helper.make_tensor_value_info(IMAGE_OUTPUT, TensorProto.FLOAT, ["batch", manifest.dim])],
+        [helper.make_tensor("spread", TensorProto.FLOAT, [3, manifest.dim], [1.0] * (3 * manifest.dim))],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(export / MODEL_NAME))
+    write_manifest(export, dataclasses.replace(manifest, model_file=model_file_record(export / MODEL_NAME)))
+    white = write(tmp_path / "white.png", np.full((64, 64, 3), 255, dtype=np.uint8))
+    black = write(tmp_path / "black.png", np.zeros((64, 64, 3), dtype=np.uint8))
+    embedder = embedrt.load(export)
+    assert np.isfinite(embedder.embed([white])).all()
+    with pytest.raises(OutputError, match=r"NaN or Inf for images\[1\] .*black\.png \(1 input\(s\) in all\)"):
+        embedder.embed([white, black, white])

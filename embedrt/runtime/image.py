@@ -156,7 +156,7 @@ class ImageEmbedder:
                             failures.append(ImageFailure(i, describe(images[i]), str(exc)))
                     if rows:
                         out = self._run(np.stack(rows))
-                        check_finite(out, "images", indices=kept)
+                        check_finite(out, "images", indices=kept, label=lambda i: describe(images[i]))
                         vectors[kept] = out
                     if progress is not None:
                         progress(len(chunk))
