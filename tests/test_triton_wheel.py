@@ -27,7 +27,9 @@ def test_a_wheel_install_finds_the_sources_under_its_prefix_and_builds_a_reposit
     (wheel,) = (tmp_path / "dist").glob("embedrt-*.whl")
     prefix = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix), str(wheel)], check=True, capture_output=True)
+    # pip --python installs into that venv alone (--prefix would also uninstall this environment's embedrt)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(prefix / "bin" / "python"), "install", "--quiet", "--no-deps", str(wheel)],
+                   check=True, capture_output=True)
     # the wheel's embedrt first, this environment's dependencies after it (the editable embedrt here is only a .pth hook)
     site_packages = sysconfig.get_path("purelib", vars={"base": str(prefix)})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([site_packages, sysconfig.get_path("purelib")])}
