@@ -118,3 +118,48 @@ def test_a_missing_or_corrupt_tokenizer_is_named(minilm_dir, tmp_path):
     (copy / "tokenizer.json").unlink()
     with pytest.raises(ManifestError, match=r"tokenizer\.json: missing"):
         embedrt.load(copy)
+
+
+def test_nan_from_the_engine_is_an_error_naming_the_text(minilm_dir, minilm, tmp_path):
+    # A real ONNX graph in a real export dir, built to give NaN when every token id of a text is below
+    # 5000 (log of max id - 5000): common words only. Never a silent NaN vector.
+    import dataclasses
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from embedrt.errors import OutputError
+    from embedrt.export.staging import model_file_record
+    from embedrt.manifest import MODEL_NAME, read_manifest, write_manifest
+
+    common, rare = "the and of", "xylophone quizzically"
+    assert max(minilm.tokenize([common]).ids[0]) < 5000 < max(minilm.tokenize([rare]).ids[0])
+    export = tmp_path / "nan-on-common-words"
+    shutil.copytree(minilm_dir, export)
+    manifest = read_manifest(export)
+    names = [t.name for t in manifest.inputs]
+    dim = manifest.dim
+    nodes = [
+        helper.make_node("Cast", ["input_ids"], ["ids"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["ids", "last"], ["ids3"]),
+        helper.make_node("MatMul", ["ids3", "spread"], ["token_embeddings"]),
+        helper.make_node("ReduceMax", ["ids"], ["top"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["top", "threshold"], ["above"]),
+        helper.make_node("Log", ["above"], ["log"]),
+        helper.make_node("MatMul", ["log", "spread"], ["sentence_embedding"]),
+    ]  # attention_mask and token_type_ids stay graph inputs, unread
+    graph = helper.make_graph(
+        nodes, "nan_on_common_words",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in names],
+        [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "sequence", dim]),
+         helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", dim])],
+        [helper.make_tensor("spread", TensorProto.FLOAT, [1, dim], [1.0] * dim),
+         helper.make_tensor("threshold", TensorProto.FLOAT, [], [5000.0]),
+         helper.make_tensor("last", TensorProto.INT64, [1], [2])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(export / MODEL_NAME))
+    write_manifest(export, dataclasses.replace(manifest, model_file=model_file_record(export / MODEL_NAME)))
+    embedder = embedrt.load(export)
+    assert np.isfinite(embedder.embed([rare])).all()
+    with pytest.raises(OutputError, match=r"NaN or Inf for texts\[1\] \(1 input\(s\) in all\)"):
+        embedder.embed([rare, common, rare])
