@@ -148,7 +148,7 @@ def _settled_statistics(backend: TritonBackend, inferences: int) -> dict:
         time.sleep(0.05)
 
 
-def test_truncation_by_the_servers_tokenizer_is_counted_or_refused(triton_server, minilm):
+def test_truncation_by_the_servers_tokenizer_is_counted_or_refused_and_chunking_needs_the_export_dir(triton_server, minilm, minilm_dir):
     long_text = " ".join(["word"] * 400)
     with embedrt.TritonEmbedder(triton_server.http_url, "minilm", "http") as served:
         vectors = served.embed(["short", long_text])
@@ -156,6 +156,13 @@ def test_truncation_by_the_servers_tokenizer_is_counted_or_refused(triton_server
         assert min_cosine(vectors, minilm.embed(["short", long_text])) >= MIN_COSINE
         with pytest.raises(InputError, match=r"texts\[1\] is longer"):
             served.embed(["short", long_text], truncate=False)
+        with pytest.raises(TritonError, match=r"long_text=\.\.\.\): model 'minilm' takes strings.*path=EXPORT_DIR"):
+            served.embed([long_text], long_text="chunk")
+        assert served.embed(["short"], long_text="truncate").shape == (1, 384)
+    with embedrt.TritonEmbedder(triton_server.http_url, "minilm", "http", path=minilm_dir) as served:  # the way it says
+        chunked = served.embed(["short", long_text], long_text="chunk")
+        assert served.truncated_total == 0
+    assert min_cosine(chunked, minilm.embed(["short", long_text], long_text="chunk")) >= MIN_COSINE
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

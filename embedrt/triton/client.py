@@ -82,7 +82,14 @@ class TritonEmbedder:
             return self.local.embed(inputs, **options)
         if self.backend.input_names == (IMAGE_INPUT,):
             return self._embed_images(inputs, **options)
-        return self._embed_strings(inputs, truncate=options.pop("truncate", None), **options)
+        if options.get("long_text", "truncate") != "truncate" or options.keys() - {"truncate", "progress", "long_text"}:
+            raise TritonError(
+                f"embed({', '.join(f'{k}=...' for k in options if k not in ('truncate', 'progress'))}): model {self.name!r} takes "
+                "strings and tokenises on the server, which cuts long texts at the model's length. To embed long texts as "
+                f"windows (long_text='chunk') or pass other TextEmbedder options, create TritonEmbedder({self.url!r}, "
+                f"{self.name!r}, path=EXPORT_DIR): texts are then tokenised here and the server runs the encoder."
+            )
+        return self._embed_strings(inputs, truncate=options.get("truncate"), progress=options.get("progress"))
 
     def embed_tokens(self, texts: Sequence[str], **options: Any) -> list[np.ndarray]:
         if self.local is None or not hasattr(self.local, "embed_tokens"):
