@@ -17,6 +17,7 @@ import numpy as np
 
 from embedrt.errors import EmbedrtError
 from embedrt.manifest import Manifest
+from embedrt.runtime.batching import iter_chunks
 
 EMBEDRT = "embedrt"
 BASELINE = "baseline"
@@ -138,8 +139,8 @@ def pytorch_image(model: Any, preprocess: Callable[[Sequence[Any]], np.ndarray],
         size = batch or IMAGE_DEFAULT_BATCH
         out = []
         with torch.inference_mode():
-            for start in range(0, len(images), size):
-                pixels = torch.from_numpy(preprocess(images[start : start + size])).to(device=device, dtype=dtype)
+            for chunk in iter_chunks(images, size):
+                pixels = torch.from_numpy(preprocess(chunk)).to(device=device, dtype=dtype)
                 out.append(model(pixels).float().cpu().numpy())
         return np.concatenate(out)
 

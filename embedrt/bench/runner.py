@@ -22,6 +22,7 @@ from embedrt.bench.roofline import best_of, measure_gemm_peak, measure_gpu_gemm_
 from embedrt.bench.timing import interleave, summarize
 from embedrt.bench.workloads import DEFAULT_TEXT, IMAGE_MODEL, LONG_TEXT, Workload, raw_tokenizer, image_inputs, text_inputs
 from embedrt.manifest import read_manifest
+from embedrt.runtime.batching import iter_chunks
 
 SCHEMA = "embedrt-bench/1"
 LATENCY_WARMUP_CALLS = 3
@@ -200,7 +201,7 @@ def _measure(workload: Workload, contenders: Contenders, tick: Callable[[], None
         block = LATENCY_BLOCK
     else:
         size = workload.items_per_call
-        chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
+        chunks = list(iter_chunks(inputs, size))
         calls = chunks * workload.repeats
         warmup = [chunks[0][: workload.batch or 32]]  # one batch: sessions allocate their buffers before the timing
     runs = {e.label: (lambda item, e=e: e.embed(item, workload.batch)) for e in contenders.engines}

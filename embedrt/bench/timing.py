@@ -7,6 +7,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from embedrt.runtime.batching import iter_chunks
+
 SETTLE_S = 0.02
 Run = Callable[[Any], Any]  # one call of a contender on one item (a batch of texts, a list of images, ...)
 
@@ -33,8 +35,7 @@ def interleave(
         for name in names:
             runs[name](item)
     seconds: dict[str, list[float]] = {name: [] for name in names}
-    for b, first in enumerate(range(0, len(items), block)):
-        chunk = items[first : first + block]
+    for b, chunk in enumerate(iter_chunks(items, block)):
         shift = b % len(names)
         for name in names[shift:] + names[:shift]:
             if block > 1:

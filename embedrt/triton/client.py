@@ -129,8 +129,8 @@ class TritonEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         size = min(INPUTS_PER_REQUEST, self.backend.max_batch_size)
         vectors = []
-        for start in range(0, len(data), size):
-            chunk = np.array([[d] for d in data[start : start + size]], dtype=object)
+        for part in iter_chunks(data, size):
+            chunk = np.array([[d] for d in part], dtype=object)
             vectors.append(self.backend.infer({IMAGE_INPUT: chunk}, [IMAGE_OUTPUT])[IMAGE_OUTPUT].astype(np.float32, copy=False))
             if progress is not None:
                 progress(len(chunk))
