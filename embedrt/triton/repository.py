@@ -7,6 +7,7 @@ listed in embedrt.triton.configs; python-backend sources come from the top-level
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -60,6 +61,7 @@ def build_repository(
     return Path(out)
 
 
+@functools.lru_cache(maxsize=1)  # looked up once per process, not once per model written
 def model_sources() -> Path:
     """The python-backend model sources: triton_models/ in a source checkout (or an editable install),
     else PREFIX/share/embedrt/triton_models/, where a wheel installs them (pyproject's data-files)."""
