@@ -19,6 +19,7 @@ from embedrt.errors import ManifestError
 MANIFEST_NAME = "embedrt.json"
 MODEL_NAME = "model.onnx"
 SCHEMA_VERSION = 1
+MODALITIES = ("text", "image", "features")
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,27 @@ class ImagePreprocessing:
 
 
 @dataclass(frozen=True)
+class FeatureColumn:
+    """One named input column of a feature model (a user or item tower): what a row holds, how it reaches the graph."""
+
+    name: str  # the column, and the graph input it feeds
+    kind: str  # "id": integer(s) of fixed shape a row; "id_list": a variable-length list of integers a row; "float"
+    dtype: str  # numpy dtype of the graph input: "int64"/"int32" for ids, "float32" for floats
+    shape: tuple[int, ...] = ()  # values a row: () one scalar, (k,) k of them (a ragged row is refused); id_list: ()
+    num_embeddings: int = 0  # ids: valid values are 0 .. num_embeddings - 1, read from the table they index
+    layout: str = ""  # id_list: "offsets" (flat NAME + NAME_offsets, as nn.EmbeddingBag takes) or "padded" (batch, longest)
+    pad_id: int = 0  # id_list "padded": the value rows are padded with
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    columns: tuple[FeatureColumn, ...]
+    output: str  # graph output holding the (batch, dim) vectors
+
+
+@dataclass(frozen=True)
 class Manifest:
-    modality: str  # "text" | "image"
+    modality: str  # "text" | "image" | "features"
     dim: int  # length of the pooled embedding
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
@@ -60,6 +80,7 @@ class Manifest:
     provider: str = "any"  # execution provider the engine was built for: "any", "cuda", "tensorrt"
     text: TextPreprocessing | None = None
     image: ImagePreprocessing | None = None
+    features: FeaturesSection | None = None
     source: dict[str, Any] = field(default_factory=dict)  # path, architecture, fingerprint, random_init
     versions: dict[str, str] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +120,10 @@ class Manifest:
                 img = dict(data["image"])
                 img["mean"], img["std"] = tuple(img["mean"]), tuple(img["std"])
                 fields["image"] = ImagePreprocessing(**img)
+            if data.get("features") is not None:
+                section = data["features"]
+                columns = tuple(FeatureColumn(**{**c, "shape": tuple(c.get("shape", ()))}) for c in section["columns"])
+                fields["features"] = FeaturesSection(columns=columns, output=section["output"])
             known = {f.name for f in dataclasses.fields(cls)}
             unknown = set(fields) - known
             if unknown:
@@ -106,12 +131,14 @@ class Manifest:
             manifest = cls(**fields)
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"{where}: missing or malformed field ({exc}); the export dir is damaged, re-export it.") from exc
-        if manifest.modality not in ("text", "image"):
-            raise ManifestError(f"{where}: modality {manifest.modality!r} is neither 'text' nor 'image'.")
+        if manifest.modality not in MODALITIES:
+            raise ManifestError(f"{where}: modality {manifest.modality!r} is not one of {', '.join(MODALITIES)}.")
         if manifest.modality == "text" and manifest.text is None:
             raise ManifestError(f"{where}: a text manifest needs its 'text' preprocessing section.")
         if manifest.modality == "image" and manifest.image is None:
             raise ManifestError(f"{where}: an image manifest needs its 'image' preprocessing section.")
+        if manifest.modality == "features" and manifest.features is None:
+            raise ManifestError(f"{where}: a features manifest needs its 'features' section (the input columns).")
         return manifest
 
 
