@@ -1,19 +1,10 @@
-"""Parity of an export against its PyTorch source: the measure, the thresholds and the gate."""
+"""Parity of an export against its PyTorch source: the inputs it is measured on (the measure and the gate are embedrt.gate)."""
 
 from __future__ import annotations
 
-from typing import Any
+from embedrt.gate import THRESHOLDS, compare, cosine_rows, gate, parity_report
 
-import numpy as np
-
-from embedrt.errors import ParityError
-
-# Minimum cosine per precision; mean cosine where a precision is noisy by design.
-THRESHOLDS: dict[str, dict[str, float]] = {
-    "fp32": {"min_cosine": 0.99999},
-    "fp16": {"min_cosine": 0.999, "mean_cosine": 0.9999},
-    "int8": {"min_cosine": 0.99, "mean_cosine": 0.995},
-}
+__all__ = ["PARITY_TEXTS", "QUANTIZED_PARITY_SENTENCES", "THRESHOLDS", "compare", "cosine_rows", "gate", "parity_report", "parity_texts"]
 
 # Built-in text inputs: short, long (past every max length), unicode, CJK, emoji, whitespace, empty.
 PARITY_TEXTS: tuple[str, ...] = (
@@ -50,40 +41,3 @@ def parity_texts(precision: str) -> list[str]:
 
         texts += sample_sentences(QUANTIZED_PARITY_SENTENCES, min_words=1, max_words=160, seed=20)
     return texts
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.astype(np.float64).reshape(len(a), -1)
-    b = b.astype(np.float64).reshape(len(b), -1)
-    num = (a * b).sum(axis=1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return num / np.maximum(den, 1e-30)
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
-    """Cosine (min, mean) per row and max-abs difference of two (n, ...) arrays."""
-    cos = cosine_rows(reference, candidate)
-    return {
-        "min_cosine": float(cos.min()),
-        "mean_cosine": float(cos.mean()),
-        "max_abs": float(np.abs(reference.astype(np.float64) - candidate.astype(np.float64)).max()),
-        "n": int(len(reference)),
-    }
-
-
-def parity_report(precision: str, measured: dict[str, Any], *, reference: str = "pytorch fp32") -> dict[str, Any]:
-    """The manifest's parity section: what was measured, against what, and whether it passed."""
-    thresholds = THRESHOLDS[precision]
-    passed = all(measured[key] >= bound for key, bound in thresholds.items())
-    return {"reference": reference, "precision": precision, **measured, "thresholds": thresholds, "passed": passed}
-
-
-def gate(report: dict[str, Any], what: str) -> None:
-    """Raise ParityError when the report missed its thresholds."""
-    if report["passed"]:
-        return
-    misses = ", ".join(f"{k} {report[k]:.6f} < {v}" for k, v in report["thresholds"].items() if report[k] < v)
-    raise ParityError(
-        f"{what}: {report['precision']} export failed its parity gate against {report['reference']} ({misses}); "
-        "no export dir was written. Try another precision or optimisation level."
-    )
