@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from embedrt.export.graph_pooling import l2_normalize
 from embedrt.export.image_source import read_image_source
 from embedrt.export.parity import compare, gate, parity_report
 from embedrt.export.precision import build_model, plan_engine
-from embedrt.export.staging import model_file_record, staged_dir
+from embedrt.export.staging import model_file_record, staged_dir, work_dir
 from embedrt.manifest import MODEL_NAME, ImagePreprocessing, Manifest, TensorSpec, write_manifest
 from embedrt.runtime.batching import iter_chunks
 from embedrt.runtime.image import IMAGE_INPUT, IMAGE_OUTPUT
@@ -72,7 +71,8 @@ def export_image(
     src = read_image_source(source, weights=weights, random_init=random_init, seed=seed)
     graph = ImageEncoderGraph(src.model, normalize).eval()
     out = Path(out)
-    with staged_dir(out, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="embedrt-fp32-") as work:
+    sources = [Path(p) for p in (source, weights) if p is not None and Path(p).exists()]
+    with staged_dir(out, kind="image", overwrite=overwrite, sources=sources) as tmp, work_dir("fp32") as work:
         model_path = tmp / MODEL_NAME
         fp32_path = Path(work) / MODEL_NAME
         export_image_onnx(graph, fp32_path, src.preprocessing.crop, opset)

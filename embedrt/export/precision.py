@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -14,6 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from embedrt.errors import ExportError
+from embedrt.export.staging import work_dir
 from embedrt.export.optimize import OPTIMIZE_LEVELS, TransformerShape, fuse_graph, fuse_transformer
 
 PRECISIONS = ("fp32", "int8", "fp16")
@@ -77,7 +77,7 @@ def build_model(
     `calibration` makes the input batches int8 scales are measured on.
     """
     applied: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="embedrt-build-") as work:
+    with work_dir("build") as work:
         current = Path(fp32_path)
         if plan.optimize == "fuse":
             fused = Path(work) / "fused.onnx"

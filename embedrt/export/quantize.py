@@ -25,6 +25,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from embedrt.errors import ExportError
+from embedrt.export.staging import work_dir
 
 log = logging.getLogger("embedrt")
 
@@ -46,13 +47,12 @@ def quantize_text_int8(
 
     `reduce_range`: 7-bit weights for CPUs whose u8 x s8 kernel saturates.
     """
-    import tempfile
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
     ffn_out = gelu_fed_matmuls(model)
-    with tempfile.TemporaryDirectory(prefix="embedrt-int8-") as work:
+    with work_dir("int8") as work:
         smoothed, dynamic = Path(work) / "smoothed.onnx", Path(work) / "dynamic.onnx"
         # The FFN outputs quantise their activations per block anyway: no smoothing pass over their wide input.
         onnx.save(smooth_activations(model, calibration, alpha, skip=ffn_out), str(smoothed))
@@ -173,11 +173,10 @@ def quantize_static_int8(
 
     `reduce_range`: 7-bit weights for CPUs whose u8 x s8 kernel saturates.
     """
-    import tempfile
 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    with _quiet_quantizers(), tempfile.TemporaryDirectory(prefix="embedrt-int8-") as work:
+    with _quiet_quantizers(), work_dir("int8") as work:
         unshared = Path(work) / "unshared.onnx"
         onnx.save(unshare_initializers(onnx.load(str(src))), str(unshared))
         quantize_static(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -19,7 +18,7 @@ from embedrt.export.graph_pooling import TextEncoderGraph, pool_tokens
 from embedrt.export.optimize import transformer_shape
 from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report, parity_texts
 from embedrt.export.precision import EnginePlan, build_model, plan_engine
-from embedrt.export.staging import fingerprint, model_file_record, staged_dir
+from embedrt.export.staging import fingerprint, model_file_record, staged_dir, work_dir
 from embedrt.export.text_source import TextSource, read_text_source
 from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, write_manifest
 from embedrt.runtime.batching import iter_chunks
@@ -65,7 +64,7 @@ def export_text(
     input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if graph.takes_token_types else [])
     output_names = ["token_embeddings"] + (["sentence_embedding"] if pool_in_graph else [])
     out = Path(out)
-    with staged_dir(out, overwrite=overwrite) as tmp, tempfile.TemporaryDirectory(prefix="embedrt-fp32-") as work:
+    with staged_dir(out, kind="text", overwrite=overwrite, sources=[src.path]) as tmp, work_dir("fp32") as work:
         fp32_path = Path(work) / MODEL_NAME
         _export_onnx(graph, fp32_path, input_names, output_names, opset)
         report = write_text_export(tmp, graph, src, fp32_path, plan, input_names=input_names, pool_in_graph=pool_in_graph, opset=opset)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from embedrt.errors import ExportError
-from embedrt.export.staging import fingerprint
+from embedrt.export.staging import check_not_precious, fingerprint
 from embedrt.manifest import Manifest, read_manifest
 
 
@@ -31,8 +31,7 @@ def optimize_export(
             f"{export_dir}: already a {manifest.precision} export ({', '.join(manifest.optimizations) or 'unoptimised'}); "
             "`embedrt optimize` starts from a plain fp32 export: give the one this was made from."
         )
-    if Path(out).absolute() == export_dir.absolute():
-        raise ExportError(f"--out {out}: is the source export itself; choose another dir.")
+    check_not_precious(Path(out).absolute(), [export_dir], "--out")  # the fp32 export is a source too
     settings = dict(precision=precision, optimize=optimize, provider=provider, opset=manifest.opset, overwrite=overwrite)
     if manifest.modality == "text":
         from embedrt.export.text import export_text

@@ -52,7 +52,7 @@ def build_repository(
     if len(set(names)) != len(names):
         raise EmbedrtError(f"two export dirs share the model name {sorted(n for n in names if names.count(n) > 1)[0]!r}; rename one dir.")
     model_sources()  # before anything is written: a wheel install without them fails here, naming where it looked
-    with staged_dir(out, overwrite=overwrite) as tmp:
+    with staged_dir(out, kind="triton", overwrite=overwrite, sources=dirs, option="--repository") as tmp:
         for model_name, export_dir, manifest in models:
             if manifest.modality == "text":
                 _text_models(tmp, model_name, export_dir, manifest, options)
