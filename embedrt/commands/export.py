@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from embedrt.commands.export_module import add_module_parser
 from embedrt.errors import EmbedrtError
 
 
@@ -24,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     text.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     text.set_defaults(func=run_text)
     add_image_parser(kinds)
+    add_module_parser(kinds)
 
 
 def add_image_parser(kinds: argparse._SubParsersAction) -> None:
