@@ -10,13 +10,17 @@ from embedrt.manifest import read_manifest
 
 
 def load(model: str | os.PathLike, device: str = "cpu", **options: Any):
-    """A TextEmbedder or ImageEmbedder for an export dir (or 'default')."""
+    """A TextEmbedder, ImageEmbedder or FeatureEmbedder for an export dir (or 'default')."""
     path = resolve_model(model)
     manifest = read_manifest(path)
     if manifest.modality == "image":
         from embedrt.runtime.image import ImageEmbedder
 
         return ImageEmbedder(path, device=device, **options)
+    if manifest.modality == "features":
+        from embedrt.runtime.features import FeatureEmbedder
+
+        return FeatureEmbedder(path, device=device, **options)
     from embedrt.runtime.text import TextEmbedder
 
     return TextEmbedder(path, device=device, **options)
