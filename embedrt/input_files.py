@@ -1,9 +1,8 @@
-"""Reading inputs from files and writing vectors to files, for the CLI commands.
+"""Reading small inputs whole, for `embedrt evaluate` and `embedrt visualize`.
 
 Text files hold one text per line; JSONL files one object per line with a "text" field.
-Tables (labelled data for evaluate and visualize) are .csv/.tsv with a header line, or .jsonl.
-Vectors go to `.npy` (float32 (n, dim)) or `.jsonl` (one object per input with its vector).
-Writes are atomic: a failed run leaves no output file behind.
+Tables (labelled data) are .csv/.tsv with a header line, or .jsonl. `embedrt embed` streams
+files of any size instead: see embedrt/bulk/.
 """
 
 from __future__ import annotations
@@ -13,11 +12,8 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-
-from embedrt.atomic_file import atomic_write
 from embedrt.errors import InputError
 
 
@@ -97,33 +93,3 @@ def table_columns(path: str | os.PathLike, option: str = "--data") -> list[str]:
     """The column names of a .csv/.tsv header, or the keys of a .jsonl file's first object."""
     rows = read_table(path, (), option)
     return list(rows[0].keys())
-
-
-def check_output_path(path: str | os.PathLike | None) -> Path | None:
-    """Fail before any work when the output cannot be written as asked."""
-    if path is None:
-        return None
-    path = Path(path)
-    if path.suffix.lower() not in (".npy", ".jsonl"):
-        raise InputError(f"--output {path}: use a .npy or .jsonl file name.")
-    if not path.parent.exists():
-        raise InputError(f"--output {path}: the directory {path.parent} does not exist.")
-    return path
-
-
-def write_vectors(path: Path, vectors: np.ndarray, keys: Iterable[tuple[str, Any]] | None = None) -> Path:
-    """`.npy`: the array. `.jsonl`: {key: value, "embedding": [...]} per row, keys like ("text", t) or ("path", p)."""
-
-    def write(tmp: Path) -> None:
-        if path.suffix.lower() == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, vectors.astype(np.float32, copy=False))
-            return
-        with open(tmp, "w", encoding="utf-8") as f:
-            key_list = list(keys) if keys is not None else [None] * len(vectors)
-            for key, vector in zip(key_list, vectors):
-                record = {} if key is None else {key[0]: key[1]}
-                record["embedding"] = [round(float(x), 7) for x in vector]
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    return atomic_write(path, write)

@@ -68,6 +68,8 @@ def test_on_error_skip_writes_the_good_images_and_reports_the_bad(resnet18_dir, 
     result = embedrt_cli("embed", resnet18_dir, "--images", paths[0], missing, paths[1], "--on-error", "skip", "--output", tmp_path / "v.jsonl")
     assert result.returncode == 0, result.stderr
     assert f"skipped images[1] {missing}: no such file" in result.stderr
+    side = [json.loads(line) for line in (tmp_path / "v.jsonl.skipped.jsonl").read_text().splitlines()]
+    assert [(r["row"], r["path"]) for r in side] == [(1, str(missing))] and "no such file" in side[0]["reason"]
     assert [json.loads(line)["path"] for line in (tmp_path / "v.jsonl").read_text().splitlines()] == [str(paths[0]), str(paths[1])]
 
 

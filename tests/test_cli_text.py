@@ -27,7 +27,7 @@ def test_embed_round_trip_from_a_text_file_to_npy_equals_the_python_api(minilm_d
 def test_embed_round_trip_jsonl_keeps_each_text_beside_its_vector(minilm_dir, minilm, tmp_path):
     texts = ["first", "second text"]
     (tmp_path / "in.jsonl").write_text("\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(texts)))
-    result = embedrt_cli("embed", minilm_dir, "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out.jsonl")
+    result = embedrt_cli("embed", minilm_dir, "--input", tmp_path / "in.jsonl", "--keep-text", "--output", tmp_path / "out.jsonl")
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == texts
@@ -66,8 +66,8 @@ def test_a_missing_or_undecodable_input_file_exits_2_naming_it(minilm_dir, tmp_p
     assert result.returncode == 2 and "absent.txt: no such file" in result.stderr
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     result = embedrt_cli("embed", minilm_dir, "--input", tmp_path / "latin1.txt", "--output", tmp_path / "o.npy")
-    assert result.returncode == 2 and "latin1.txt: unreadable" in result.stderr
-    assert not (tmp_path / "o.npy").exists()
+    assert result.returncode == 2 and "latin1.txt:1: not valid UTF-8" in result.stderr
+    assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.npy.parts").exists()
 
 
 def test_info_prints_the_manifest_and_active_providers(minilm_dir):

@@ -1,27 +1,33 @@
-"""`embedrt embed MODEL [TEXT ...] [--input FILE] [--output FILE]`."""
+"""`embedrt embed MODEL [TEXT ...] [--input FILE] [--output FILE]`: streamed in chunks, resumable, or on Ray with --ray."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-
-import numpy as np
+from pathlib import Path
 
 from embedrt.errors import InputError
-from embedrt.input_files import check_output_path, read_texts, write_vectors
-
-PROGRESS_FROM = 256  # inputs; fewer finish before a bar would be worth drawing
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    embed = sub.add_parser("embed", help="embed texts with an export dir (or 'default')")
+    from embedrt.bulk.job import DEFAULT_CHUNK_ROWS
+
+    embed = sub.add_parser("embed", help="embed texts or images with an export dir (or 'default'), a file of any size at a time")
     embed.add_argument("model", metavar="MODEL", help="export dir, or 'default' (exported once into the cache dir)")
     embed.add_argument("texts", nargs="*", metavar="TEXT")
     embed.add_argument("--images", nargs="+", metavar="PATH", help="image files, directories of images, or .txt lists of image paths (an image export)")
-    embed.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="images: stop at a bad image, or skip it and report it")
-    embed.add_argument("--input", metavar="FILE", help="a text file (one text a line) or JSONL ({\"text\": ...} a line)")
-    embed.add_argument("--output", metavar="FILE", help=".npy or .jsonl; default: JSONL on stdout")
+    embed.add_argument("--input", metavar="FILE", help=".txt (one text a line), .jsonl, .csv, .tsv or .parquet, read in chunks")
+    embed.add_argument("--text-column", metavar="NAME", help="the text column of a .jsonl/.csv/.tsv/.parquet input (default: text)")
+    embed.add_argument("--id-column", metavar="NAME", help="a column carried to the output beside each vector (default: the row number)")
+    embed.add_argument("--output", metavar="FILE", help=".parquet, .jsonl or .npy, written in chunks and resumable; default: JSONL on stdout")
+    embed.add_argument("--keep-text", action="store_true", help="write each text beside its vector (.parquet and .jsonl outputs)")
+    embed.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="a bad row or image: stop naming it, or record it in OUTPUT.skipped.jsonl and go on")
+    embed.add_argument("--overwrite", action="store_true", help="replace a finished output, or restart an unfinished one from scratch")
+    embed.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help=f"rows per chunk: the unit of memory and of resuming (default {DEFAULT_CHUNK_ROWS})")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    embed.add_argument("--ray", action="store_true", help="run on Ray Data; --output is then a directory of Parquet files")
+    embed.add_argument("--address", metavar="ADDR", help="with --ray: the cluster to join ('auto', ray://host:10001); default: a local Ray")
+    embed.add_argument("--concurrency", type=int, default=None, help="with --ray: embedding actors (default: one per 2 CPUs of the cluster)")
     embed.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     embed.add_argument("--max-batch-tokens", type=int, default=None)
     embed.add_argument("--no-truncate", dest="truncate", action="store_false", help="fail on texts longer than the model's max length")
@@ -32,39 +38,95 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import embedrt
+    if args.ray:
+        from embedrt.commands.embed_ray import run_ray
 
+        return run_ray(args)
     if args.images:
         from embedrt.commands.embed_images import run_images
 
         return run_images(args)
-    output = check_output_path(args.output)
-    texts = list(args.texts)
+    from embedrt.bulk.embedding import text_embedding
+    from embedrt.bulk.job import check_output
+    from embedrt.bulk.sources import TextArguments, open_text_file
+
+    if args.output is not None:
+        check_output(Path(args.output))  # first: a wrong --output costs nothing, not a model load and a run
+    if args.texts and args.input:
+        raise InputError("give either TEXT arguments or --input FILE, not both.")
     if args.input:
-        texts += read_texts(args.input)
-    if not texts:
+        source = open_text_file(args.input, text_column=args.text_column, id_column=args.id_column)
+    elif args.texts:
+        if args.text_column or args.id_column:
+            raise InputError("--text-column and --id-column apply to an --input file, not to TEXT arguments.")
+        source = TextArguments(args.texts)
+    else:
         raise InputError("nothing to embed: give TEXT arguments or --input FILE.")
-    options = {"truncate": args.truncate}
-    if args.max_batch_tokens:
-        options["max_batch_tokens"] = args.max_batch_tokens
     if args.long_text != "chunk" and (args.window or args.stride):
         raise InputError("--window and --stride apply to --long-text chunk only.")
+    options = {"--device": args.device, "--max-batch-tokens": args.max_batch_tokens, "--no-truncate": not args.truncate,
+               "--long-text": args.long_text, "--window": args.window, "--stride": args.stride, "--text-column": args.text_column,
+               "--id-column": args.id_column}
+    model_path, manifest = model_identity(args.model, "text")
+    job = open_job(args, source, model_path, manifest, options)
+    if job is not None and job.open():
+        print(f"embedrt: {job.output} is complete (same model, input and options): nothing to do; pass --overwrite to embed again.", file=sys.stderr)
+        return 0
+
+    import embedrt
+
+    load_options = {"truncate": args.truncate}
+    if args.max_batch_tokens:
+        load_options["max_batch_tokens"] = args.max_batch_tokens
+    embedder = embedrt.load(model_path, device=args.device, **load_options)
     windowing = {"long_text": "chunk", "window": args.window, "stride": args.stride} if args.long_text == "chunk" else {}
-    embedder = embedrt.load(args.model, device=args.device, **options)
-    vectors = _embed_with_progress(embedder, texts, windowing)
-    if output is None:
-        for text, vector in zip(texts, vectors):
-            print(json.dumps({"text": text, "embedding": [round(float(x), 7) for x in vector]}, ensure_ascii=False))
-    else:
-        write_vectors(output, vectors, (("text", t) for t in texts))
-        print(f"wrote {len(texts)} x {vectors.shape[1]} vectors to {output}", file=sys.stderr)
+    return finish(job, source, text_embedding(embedder, **windowing), args, "text", embedder.dim)
+
+
+def model_identity(model: str, modality: str):
+    """The export dir and its manifest, read without loading the model: enough to check everything else first."""
+    from embedrt.default_model import resolve_model
+    from embedrt.manifest import read_manifest
+
+    path = resolve_model(model)
+    manifest = read_manifest(path)
+    if manifest.modality != modality:
+        need = "--images needs an image export" if modality == "image" else "give its images with --images PATH"
+        raise InputError(f"MODEL {model}: a {manifest.modality} export; {need}.")
+    return path, manifest
+
+
+def open_job(args: argparse.Namespace, source, model_path: Path, manifest, options: dict):
+    """The resumable job writing --output (None for stdout); its output checks come before the model is loaded."""
+    from embedrt.bulk.job import BulkJob
+
+    if args.output is None:
+        if args.keep_text or args.overwrite:
+            raise InputError("--keep-text and --overwrite need --output FILE (stdout JSONL always carries the text or path).")
+        return None
+    output = Path(args.output)
+    if output.suffix.lower() == ".npy" and (args.keep_text or args.id_column):
+        raise InputError(f"--output {output}: a .npy file holds vectors only; use .parquet or .jsonl for --keep-text or --id-column.")
+    model = {"path": str(Path(model_path).resolve()), "sha256": manifest.model_file.get("sha256"), "precision": manifest.precision, "dim": manifest.dim}
+    return BulkJob(output, source, model=model, options=options, dim=manifest.dim, chunk_rows=args.chunk_rows,
+                   keep_text=args.keep_text, on_error=args.on_error, overwrite=args.overwrite)
+
+
+def finish(job, source, embed_values, args: argparse.Namespace, unit: str, dim: int) -> int:
+    from embedrt.bulk.job import stream_jsonl
+
+    if job is None:
+        summary = stream_jsonl(source, embed_values, chunk_rows=args.chunk_rows, on_error=args.on_error, quiet=args.quiet, unit=unit)
+        if summary.truncated:
+            print(f"embedrt: {summary.truncated} {unit}(s) longer than the model were truncated.", file=sys.stderr)
+        return 0
+    summary = job.run(embed_values, unit=unit, quiet=args.quiet)
+    notes = []
+    if summary.resumed_at:
+        notes.append(f"resumed after {summary.resumed_at} finished chunk(s)")
+    if summary.skipped:
+        notes.append(f"{summary.skipped} row(s) skipped, listed in {job.skipped_file}")
+    if summary.truncated:
+        notes.append(f"{summary.truncated} text(s) longer than the model truncated")
+    print(f"embedrt: wrote {summary.written} x {dim} vectors to {job.output}" + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
     return 0
-
-
-def _embed_with_progress(embedder, texts: list[str], windowing: dict) -> np.ndarray:
-    if len(texts) < PROGRESS_FROM:
-        return embedder.embed(texts, **windowing)
-    from tqdm import tqdm
-
-    with tqdm(total=len(texts), unit="text", desc="embedding", file=sys.stderr) as bar:
-        return embedder.embed(texts, progress=bar.update, **windowing)

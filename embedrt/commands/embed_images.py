@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from embedrt.errors import InputError
-from embedrt.input_files import check_output_path, write_vectors
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 LIST_SUFFIX = ".txt"  # a file list: one image path a line, relative paths taken from the list's directory
-PROGRESS_FROM = 32  # images
 
 
 def image_paths(args: list[str]) -> list[Path]:
@@ -43,35 +40,25 @@ def _read_list(path: Path) -> list[Path]:
 
 
 def run_images(args: argparse.Namespace) -> int:
-    import embedrt
+    from embedrt.bulk.embedding import image_embedding
+    from embedrt.bulk.job import check_output
+    from embedrt.bulk.sources import ImagePaths
+    from embedrt.commands.embed import finish, model_identity, open_job
 
-    output = check_output_path(args.output)
+    if args.output is not None:
+        check_output(Path(args.output))
     if args.texts or args.input:
         raise InputError("give either texts (TEXT, --input) or --images, not both.")
-    paths = image_paths(args.images)
-    embedder = embedrt.load(args.model, device=args.device)
-    if not isinstance(embedder, embedrt.ImageEmbedder):
-        raise InputError(f"MODEL {args.model}: a {embedder.manifest.modality} export; --images needs an image export.")
-    result = _embed_with_progress(embedder, paths, args.on_error)
-    if args.on_error == "skip":
-        for failure in result.failures:
-            print(f"embedrt: skipped images[{failure.index}] {failure.input}: {failure.reason}", file=sys.stderr)
-        vectors, kept = result.vectors, [paths[i] for i in result.indices]
-    else:
-        vectors, kept = result, paths
-    if output is None:
-        for path, vector in zip(kept, vectors):
-            print(json.dumps({"path": str(path), "embedding": [round(float(x), 7) for x in vector]}, ensure_ascii=False))
-    else:
-        write_vectors(output, vectors, (("path", str(p)) for p in kept))
-        print(f"wrote {len(kept)} x {embedder.dim} vectors to {output}", file=sys.stderr)
-    return 0
+    if args.keep_text or args.text_column or args.id_column:
+        raise InputError("--keep-text, --text-column and --id-column apply to texts; an image's path is always kept beside its vector.")
+    source = ImagePaths(image_paths(args.images))
+    model_path, manifest = model_identity(args.model, "image")
+    job = open_job(args, source, model_path, manifest, {"--device": args.device})
+    if job is not None and job.open():
+        print(f"embedrt: {job.output} is complete (same model, images and options): nothing to do; pass --overwrite to embed again.", file=sys.stderr)
+        return 0
 
+    import embedrt
 
-def _embed_with_progress(embedder, paths: list[Path], on_error: str):
-    if len(paths) < PROGRESS_FROM:
-        return embedder.embed(paths, on_error=on_error)
-    from tqdm import tqdm
-
-    with tqdm(total=len(paths), unit="image", desc="embedding", file=sys.stderr) as bar:
-        return embedder.embed(paths, on_error=on_error, progress=bar.update)
+    embedder = embedrt.load(model_path, device=args.device)
+    return finish(job, source, image_embedding(embedder), args, "image", embedder.dim)
