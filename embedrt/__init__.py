@@ -12,6 +12,7 @@ from embedrt.errors import (
     OutputError,
     ParityError,
     ProviderError,
+    SelfCheckError,
     TritonError,
 )
 from embedrt.runtime.loader import load
@@ -30,6 +31,7 @@ __all__ = [
     "OutputError",
     "ParityError",
     "ProviderError",
+    "SelfCheckError",
     "TritonError",
 ]
 

@@ -17,6 +17,10 @@ class ParityError(ExportError):
     """An export missed its precision's parity threshold against the PyTorch source."""
 
 
+class SelfCheckError(ManifestError):
+    """An engine missed its precision's parity gate on this machine when it was loaded (embedrt.runtime.self_check)."""
+
+
 class ProviderError(EmbedrtError):
     """A requested execution provider is not available or was not activated."""
 

@@ -19,6 +19,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
     "int8": {"min_cosine": 0.99, "mean_cosine": 0.995},
 }
 
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.astype(np.float64).reshape(len(a), -1)
     b = b.astype(np.float64).reshape(len(b), -1)

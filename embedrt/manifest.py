@@ -1,12 +1,14 @@
 """The manifest (`embedrt.json`): the only contract between export and runtime.
 
 It records everything the runtime needs and nothing it must guess. The runtime refuses a
-manifest whose schema version it does not know, or whose model file does not match it.
+manifest whose schema version it does not know, that breaks the schema (embedrt.manifest_schema),
+or whose files do not match it (size on every read, sha256 on load: check_integrity).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from embedrt.errors import ManifestError
 
 MANIFEST_NAME = "embedrt.json"
 MODEL_NAME = "model.onnx"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: reference vectors, file hashes, the CPU of the gate, max_positions
 MODALITIES = ("text", "image", "features")
 
 
@@ -34,6 +36,7 @@ class TextPreprocessing:
     max_length: int  # tokens, special tokens included; longer inputs are truncated (and counted)
     pad_token_id: int = 0
     vocab_size: int = 0  # of the model's embedding table: a tokenizer with more ids does not fit
+    max_positions: int = 0  # the model's position embeddings: max_length may not exceed them
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Manifest:
     parity: dict[str, Any] = field(default_factory=dict)
     optimizations: tuple[str, ...] = ()
     model_file: dict[str, Any] = field(default_factory=dict)  # name, bytes, sha256
+    files: dict[str, str] = field(default_factory=dict)  # sha256 of every other file the runtime reads (tokenizer, reference)
+    machine: dict[str, Any] = field(default_factory=dict)  # the CPU the parity gate was measured on (embedrt.runtime.cpu)
     max_batch_size: int = 256
     schema_version: int = SCHEMA_VERSION
 
@@ -132,13 +137,16 @@ class Manifest:
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"{where}: missing or malformed field ({exc}); the export dir is damaged, re-export it.") from exc
         if manifest.modality not in MODALITIES:
-            raise ManifestError(f"{where}: modality {manifest.modality!r} is not one of {', '.join(MODALITIES)}.")
+            raise ManifestError(f"{where}: field 'modality' is {manifest.modality!r}; expected one of {', '.join(MODALITIES)}. The manifest was edited or damaged; re-export the model.")
         if manifest.modality == "text" and manifest.text is None:
             raise ManifestError(f"{where}: a text manifest needs its 'text' preprocessing section.")
         if manifest.modality == "image" and manifest.image is None:
             raise ManifestError(f"{where}: an image manifest needs its 'image' preprocessing section.")
         if manifest.modality == "features" and manifest.features is None:
             raise ManifestError(f"{where}: a features manifest needs its 'features' section (the input columns).")
+        from embedrt.manifest_schema import validate
+
+        validate(manifest, where)
         return manifest
 
 
@@ -182,6 +190,31 @@ def check_model_file(export_dir: Path, manifest: Manifest) -> Path:
             "the file is truncated or was replaced. Re-export the model."
         )
     return model_path
+
+
+def check_integrity(export_dir: Path, manifest: Manifest) -> None:
+    """Every file the runtime reads has the sha256 the export recorded: weights changed in place at the
+    same size, or a tokenizer or reference file swapped in, are refused (about 60 ms for a 90 MB model)."""
+    expected = {manifest.model_file["name"]: manifest.model_file["sha256"], **manifest.files}
+    for name, digest in expected.items():
+        path = Path(export_dir) / name
+        try:
+            actual = file_sha256(path)
+        except OSError as exc:
+            raise ManifestError(f"{path}: unreadable ({exc}); the export dir is incomplete, re-export the model.") from exc
+        if actual != digest:
+            raise ManifestError(
+                f"{path}: its sha256 {actual[:12]}... differs from the {digest[:12]}... that {MANIFEST_NAME} recorded; "
+                "the file was changed or replaced after export. Re-export the model (or restore the file)."
+            )
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_manifest(export_dir: Path, manifest: Manifest) -> Path:

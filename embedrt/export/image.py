@@ -16,11 +16,13 @@ from embedrt.export.image_source import read_image_source
 from embedrt.export.parity import compare, gate, parity_report
 from embedrt.export.precision import build_model, plan_engine
 from embedrt.export.staging import model_file_record, staged_dir, work_dir
-from embedrt.manifest import MODEL_NAME, ImagePreprocessing, Manifest, TensorSpec, write_manifest
+from embedrt.manifest import MODEL_NAME, ImagePreprocessing, Manifest, TensorSpec, file_sha256, write_manifest
 from embedrt.runtime.batching import iter_chunks
+from embedrt.runtime.cpu import cpu_record
 from embedrt.runtime.image import IMAGE_INPUT, IMAGE_OUTPUT
 from embedrt.runtime.image_preprocess import load_pixels
 from embedrt.runtime.onnx_backend import OnnxBackend
+from embedrt.runtime.reference import REFERENCE_NAME, write_reference
 from embedrt.versions import package_versions
 
 log = logging.getLogger("embedrt")
@@ -31,6 +33,9 @@ PARITY_BATCH = 4
 # Photographs (and textures, scans) it also ships, kept apart from the parity ones: int8 calibration.
 CALIBRATION_PHOTOS = ("immunohistochemistry", "cat", "retina", "brick", "grass", "gravel", "moon", "clock", "coins", "cell", "page", "text")
 PARITY_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "logo", "hubble_deep_field", "colorwheel")
+# The self-check on load: thumbnails of three parity photographs, kept in the export dir (about 100 kB).
+REFERENCE_PHOTOS = ("astronaut", "coffee", "chelsea")
+REFERENCE_SIDE = 128
 
 
 class ImageEncoderGraph(torch.nn.Module):
@@ -79,6 +84,7 @@ def export_image(
         optimizations = build_model(fp32_path, model_path, plan, modality="image", calibration=lambda: calibration_batches(src.preprocessing))
         report = measure_image_parity(graph, model_path, src.preprocessing, precision=plan.precision)
         gate(report, str(source))
+        write_image_reference(tmp, graph, src.preprocessing)
         crop = src.preprocessing.crop
         manifest = Manifest(
             modality="image",
@@ -97,6 +103,8 @@ def export_image(
             versions=package_versions(),
             parity=report,
             model_file=model_file_record(model_path),
+            files={REFERENCE_NAME: file_sha256(tmp / REFERENCE_NAME)},
+            machine=cpu_record(),
         )
         write_manifest(tmp, manifest)  # last: a dir without it is never taken for an export
     log.info("embedrt: exported %s to %s (min cosine %.7f)", source, out, report["min_cosine"])
@@ -128,6 +136,18 @@ def parity_images() -> list[np.ndarray]:
     except ImportError as exc:
         raise ExportError("the image parity gate reads scikit-image's sample photographs: pip install 'embedrt[export]'.") from exc
     return [getattr(skimage.data, name)() for name in PARITY_PHOTOS]
+
+
+def write_image_reference(export_dir: Path, graph: torch.nn.Module, preprocessing: ImagePreprocessing) -> None:
+    """The reference thumbnails and their PyTorch vectors (through the runtime's preprocessing), for the self-check on load."""
+    import skimage.data
+    from PIL import Image, ImageOps
+
+    side = (REFERENCE_SIDE, REFERENCE_SIDE)
+    images = np.stack([np.asarray(ImageOps.fit(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"), side)) for name in REFERENCE_PHOTOS])
+    with torch.no_grad():
+        vectors = graph(torch.from_numpy(np.stack([load_pixels(image, preprocessing) for image in images]))).numpy()
+    write_reference(export_dir, {"images": images}, vectors)
 
 
 def calibration_batches(preprocessing: ImagePreprocessing) -> list[dict[str, np.ndarray]]:

@@ -20,11 +20,13 @@ from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report, pa
 from embedrt.export.precision import EnginePlan, build_model, plan_engine
 from embedrt.export.staging import fingerprint, model_file_record, staged_dir, work_dir
 from embedrt.export.text_source import TextSource, read_text_source
-from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, write_manifest
+from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, file_sha256, write_manifest
 from embedrt.runtime.batching import iter_chunks
 from embedrt.runtime.onnx_backend import OnnxBackend
+from embedrt.runtime.cpu import cpu_record
 from embedrt.runtime.pooling import POOLING_MODES
-from embedrt.runtime.tokenization import encode, load_tokenizer, pad_batch
+from embedrt.runtime.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.tokenization import TOKENIZER_NAME, encode, load_tokenizer, pad_batch
 from embedrt.sample_text import sample_sentences
 from embedrt.versions import package_versions
 
@@ -33,6 +35,9 @@ log = logging.getLogger("embedrt")
 DEFAULT_OPSET = 17
 PARITY_BATCH = 8
 CALIBRATION_SENTENCES = 128
+# The reference texts kept for the self-check on load: the built-in parity texts of at most this many
+# tokens (11 texts for all-MiniLM-L6-v2, one batch of 21 x 11 tokens): longer ones would cost the load more.
+REFERENCE_MAX_TOKENS = 24
 
 
 def export_text(
@@ -81,6 +86,7 @@ def write_text_export(
         max_length=src.max_length,
         pad_token_id=int(src.config.get("pad_token_id") or 0),
         vocab_size=int(src.config.get("vocab_size", 0)),
+        max_positions=int(src.config.get("max_position_embeddings", 0)),
     )
     model_path = tmp / MODEL_NAME
     transformer = transformer_shape(src.config) if plan.optimize == "fuse" else None
@@ -88,8 +94,11 @@ def write_text_export(
         fp32_path, model_path, plan, modality="text", transformer=transformer, token_output="token_embeddings",
         calibration=lambda: calibration_batches(tmp, text, input_names),
     )
-    report = _measure_parity(graph, tmp, text, src, plan.precision)
+    report, reference = _measure_parity(graph, tmp, text, src, plan.precision)
     gate(report, f"{src.path}")
+    lengths = encode(load_tokenizer(tmp, text), list(PARITY_TEXTS)).lengths
+    keep = [i for i, n in enumerate(lengths) if n <= REFERENCE_MAX_TOKENS]  # parity_texts() starts with PARITY_TEXTS
+    write_reference(tmp, {"texts": np.array([PARITY_TEXTS[i] for i in keep])}, reference[keep])
     hidden = int(src.config.get("hidden_size") or src.config.get("dim"))
     manifest = Manifest(
         modality="text",
@@ -115,6 +124,8 @@ def write_text_export(
         parity=report,
         optimizations=optimizations,
         model_file=model_file_record(model_path),
+        files={name: file_sha256(tmp / name) for name in (TOKENIZER_NAME, REFERENCE_NAME)},
+        machine=cpu_record(),
     )
     write_manifest(tmp, manifest)  # last: a dir without it is never taken for an export
     return report
@@ -182,8 +193,13 @@ def _export_onnx(graph: torch.nn.Module, path: Path, input_names: list[str], out
         )
 
 
-def _measure_parity(graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource, precision: str = "fp32") -> dict:
-    """The precision's parity texts through the runtime's own tokeniser, PyTorch vs ONNX Runtime, on pooled vectors."""
+def _measure_parity(
+    graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource, precision: str = "fp32"
+) -> tuple[dict, np.ndarray]:
+    """The precision's parity texts through the runtime's own tokeniser, PyTorch vs ONNX Runtime, on pooled vectors.
+
+    Returns the parity report and the PyTorch vectors, one row per text of parity_texts(precision).
+    """
     tokenizer = load_tokenizer(export_dir, text)
     texts = parity_texts(precision)
     encoded = encode(tokenizer, texts)
@@ -202,7 +218,8 @@ def _measure_parity(graph: TextEncoderGraph, export_dir: Path, text: TextPreproc
         onnx_vectors.append(onnx_pooled)
         live = inputs["attention_mask"].astype(bool)
         token_max_abs = max(token_max_abs, float(np.abs(ref_tokens.numpy()[live] - got["token_embeddings"][live]).max()))
-    measured = compare(np.concatenate(ref_vectors), np.concatenate(onnx_vectors))
+    reference = np.concatenate(ref_vectors)
+    measured = compare(reference, np.concatenate(onnx_vectors))
     measured["token_max_abs"] = token_max_abs
     measured["inputs"] = f"{len(texts)} texts: built-in parity texts" + (" + embedrt.sample_text sentences" if len(texts) > len(PARITY_TEXTS) else "")
-    return parity_report(precision, measured)
+    return parity_report(precision, measured), reference

@@ -49,7 +49,7 @@ def u8s8_exact() -> bool:
 @functools.lru_cache(maxsize=1)
 def cpu_record() -> dict[str, Any]:
     """This CPU as a manifest or a benchmark records it: model name, architecture, int8-relevant flags, the kernel probe."""
-    model, flags = _cpuinfo()
+    model, flags = cpuinfo()
     return {
         "model": model or platform.processor() or "unknown",
         "machine": platform.machine(),
@@ -67,7 +67,8 @@ def describe_cpu(record: dict[str, Any]) -> str:
     return f"{record.get('model', 'unknown')} ({record.get('machine', '?')}; {flags}; {kernel})"
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
+def cpuinfo() -> tuple[str, set[str]]:
+    """The CPU's model name and flags as /proc/cpuinfo gives them (empty where there is none)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -16,6 +16,7 @@ from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import iter_chunks
 from embedrt.runtime.image_preprocess import ImageInput, check_preprocessing, describe, load_pixels
 from embedrt.runtime.outputs import check_finite
+from embedrt.runtime.self_check import check_graph, self_check, verify_files
 
 IMAGE_INPUT = "pixel_values"
 IMAGE_OUTPUT = "image_embedding"
@@ -45,6 +46,8 @@ class ImageEmbedder:
 
     `device` is "cpu", "cuda" or "tensorrt"; a provider ONNX Runtime did not activate is an error.
     `workers` threads decode and preprocess while the engine runs the previous batch.
+    `verify` ("error", "warn", "off"): on load the files' hashes are checked and the export's reference
+    images are embedded and held to the precision's gate (`self_check` keeps the report).
     Safe to call from several threads at once.
     """
 
@@ -57,6 +60,7 @@ class ImageEmbedder:
         workers: int | None = None,
         session: dict[str, Any] | None = None,
         backend: Backend | None = None,
+        verify: str = "error",
         **backend_options: Any,
     ) -> None:
         self.path = Path(path)
@@ -65,6 +69,7 @@ class ImageEmbedder:
             raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use TextEmbedder or embedrt.load().")
         assert self.manifest.image is not None
         check_preprocessing(self.manifest.image, str(self.path))
+        verify_files(self.path, self.manifest, verify)
         if backend is None:
             from embedrt.runtime.onnx_backend import OnnxBackend
 
@@ -77,6 +82,8 @@ class ImageEmbedder:
         self.workers = workers or min(4, os.cpu_count() or 1)
         if self.batch_size < 1 or self.workers < 1:
             raise EmbedrtError(f"max_batch_size ({max_batch_size}) and workers ({workers}) must be >= 1.")
+        check_graph(self.path, self.manifest, backend)
+        self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed(list(ref["images"])), verify)
 
     # -- what the embedder is ------------------------------------------------------------------
     @property

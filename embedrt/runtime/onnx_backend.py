@@ -55,6 +55,8 @@ class OnnxBackend:
         self._max_batch_size = max_batch_size
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
+        # Symbolic axes come back as strings: only the integers say something to check against a manifest.
+        self.output_shapes = {o.name: tuple(o.shape) for o in self.session.get_outputs()}
 
     @classmethod
     def for_export(

@@ -14,6 +14,7 @@ from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
+from embedrt.runtime.self_check import check_graph, self_check, verify_files
 from embedrt.runtime.tokenization import Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 SENTENCE_OUTPUT = "sentence_embedding"
@@ -26,6 +27,8 @@ class TextEmbedder:
     """Sentence and token embeddings from a text export dir.
 
     `device` is "cpu", "cuda" or "tensorrt"; a provider ONNX Runtime did not activate is an error.
+    `verify` ("error", "warn", "off"): on load the files' hashes are checked and the export's reference
+    texts are embedded and held to the precision's gate (`self_check` keeps the report).
     Safe to call from several threads at once.
     """
 
@@ -39,6 +42,7 @@ class TextEmbedder:
         truncate: bool = True,
         session: dict[str, Any] | None = None,
         backend: Backend | None = None,
+        verify: str = "error",
         **backend_options: Any,
     ) -> None:
         self.path = Path(path)
@@ -46,6 +50,7 @@ class TextEmbedder:
         if self.manifest.modality != "text":
             raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use ImageEmbedder or embedrt.load().")
         assert self.manifest.text is not None
+        verify_files(self.path, self.manifest, verify)
         self.tokenizer = load_tokenizer(self.path, self.manifest.text)
         if backend is None:
             from embedrt.runtime.onnx_backend import OnnxBackend
@@ -60,6 +65,8 @@ class TextEmbedder:
         self.truncate = truncate
         self._lock = threading.Lock()
         self.truncated_total = 0  # texts cut at max_length since this embedder was made
+        check_graph(self.path, self.manifest, backend)
+        self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed([str(t) for t in ref["texts"]]), verify)
 
     # -- what the embedder is ------------------------------------------------------------------
     @property
