@@ -124,3 +124,24 @@ def test_cli_names_an_unreadable_baseline_file(tmp_path, capsys):
 def test_cli_refuses_results_without_a_baseline(tmp_path, capsys):
     assert main(["bench", "--results", write(tmp_path, "now.json", BASELINE)]) == 2
     assert "--compare" in capsys.readouterr().err
+
+
+ZEN5 = {"cpu": "AMD EPYC", "cpu_flags": ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"]}
+ZEN3 = {"cpu": "AMD EPYC", "cpu_flags": ["avx", "avx2", "fma"]}
+
+
+def test_runs_from_cpus_with_other_instruction_sets_are_not_compared(tmp_path, capsys):
+    baseline = {**BASELINE, "conditions": ZEN5}
+    slower = results(text__latency__b1__mixed=(2.0, 0.45), text__throughput__b32__mixed=(1.9, 0.5))
+    with pytest.raises(EmbedrtError, match="instruction sets differ"):
+        compare_results({**slower, "conditions": ZEN3}, baseline, 0.10)
+    code = main(["bench", "--results", write(tmp_path, "now.json", {**slower, "conditions": ZEN3}),
+                 "--compare", write(tmp_path, "base.json", baseline)])
+    err = capsys.readouterr().err
+    assert code == 2 and "avx512_vnni" in err and "false regression" in err
+
+
+def test_runs_from_the_same_instruction_set_are_compared(tmp_path):
+    slower = results(text__latency__b1__mixed=(2.0, 0.45), text__throughput__b32__mixed=(2.2, 0.37))
+    comparison = compare_results({**slower, "conditions": dict(ZEN3)}, {**BASELINE, "conditions": dict(ZEN3)}, 0.10)
+    assert comparison.regressed_workloads == ["text/latency/b1/mixed", "text/throughput/b32/mixed"]

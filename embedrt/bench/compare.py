@@ -92,8 +92,23 @@ def _ratios(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]
     return found
 
 
+def check_same_cpu(current: dict[str, Any], baseline: dict[str, Any]) -> None:
+    """Ratios move with the instruction set (int8 gains little without VNNI): runs from CPUs with other flags are not compared."""
+    now, before = current.get("conditions", {}), baseline.get("conditions", {})
+    if "cpu_flags" not in now or "cpu_flags" not in before:
+        return
+    if set(now["cpu_flags"]) != set(before["cpu_flags"]):
+        raise EmbedrtError(
+            f"the baseline was measured on {before.get('cpu', 'an unnamed CPU')} ({' '.join(before['cpu_flags'])}) and this run on "
+            f"{now.get('cpu', 'an unnamed CPU')} ({' '.join(now['cpu_flags'])}): their instruction sets differ, so their ratios "
+            "are not comparable and a difference would be a false regression. Compare against a baseline recorded on a CPU of "
+            "this kind (`embedrt bench --out DIR` here, then keep DIR/results.json as the baseline)."
+        )
+
+
 def compare_results(current: dict[str, Any], baseline: dict[str, Any], threshold: float) -> Comparison:
-    """Every ratio the two runs share, workload by workload and engine by engine."""
+    """Every ratio the two runs share, workload by workload and engine by engine; refused across instruction sets."""
+    check_same_cpu(current, baseline)
     now, before = _ratios(current), _ratios(baseline)
     changes = [Change(workload, engine, name, value, now[(workload, engine)][name])
                for (workload, engine), fields in before.items() if (workload, engine) in now

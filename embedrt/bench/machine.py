@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from embedrt.runtime.cpu import cpuinfo, u8s8_exact
 from embedrt.versions import package_versions
 
 # Flags that decide which kernels ONNX Runtime and PyTorch can use.
@@ -15,19 +16,6 @@ CPU_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "a
              "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
 PACKAGES = ("embedrt", "onnxruntime", "onnxruntime-gpu", "numpy", "tokenizers", "torch", "torchvision",
             "transformers", "sentence-transformers", "onnx", "pillow", "scikit-image")
-
-
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "flags") and key not in info:
-                info[key] = value.strip()
-    except OSError:
-        pass
-    return info
 
 
 def gpus() -> list[str]:
@@ -59,8 +47,7 @@ def load_average() -> list[float]:
 
 
 def machine_conditions() -> dict:
-    info = _cpuinfo()
-    flags = set(info.get("flags", "").split())
+    model, flags = cpuinfo()
     import onnxruntime as ort
 
     from embedrt.runtime.session_options import physical_cores
@@ -68,8 +55,9 @@ def machine_conditions() -> dict:
     usable = physical_cores()
 
     return {
-        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "cpu": model or platform.processor() or platform.machine(),
         "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+        "u8s8_exact": u8s8_exact(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,
         "memory_gib": _memory_gib(),

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embedrt.bench.compare import compare_results, parse_threshold
+    from embedrt.bench.compare import check_same_cpu, compare_results, parse_threshold
     from embedrt.bench.report import busy_warning, read_results, table, write_report
     from embedrt.errors import EmbedrtError
 
@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
             raise EmbedrtError("--results FILE only makes sense with --compare BASELINE.json.")
         document = read_results(args.results)
     else:
+        if baseline is not None:  # refuse before measuring, not after
+            from embedrt.bench.machine import machine_conditions
+
+            check_same_cpu({"conditions": machine_conditions()}, baseline)
         document = _measure(args)
         written = write_report(document, Path(args.out))
         print(table(document))
