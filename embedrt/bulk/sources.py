@@ -158,8 +158,9 @@ class DelimitedTable(FileSource):
 
     def _header(self) -> list[str]:
         try:
-            with open(self.path, encoding="utf-8-sig", newline="") as f:
-                return next(csv.reader(f, delimiter=self.delimiter), [])
+            with open(self.path, "rb") as f:
+                first = f.readline().decode("utf-8-sig")  # the first line only: a bad byte further down is a row's problem
+            return next(csv.reader([first], delimiter=self.delimiter), [])
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"--input {self.path}: unreadable header ({exc}); give a UTF-8 file whose first line names the columns.") from exc
 

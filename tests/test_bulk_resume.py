@@ -1,0 +1,107 @@
+"""A bulk job killed at any point (SIGKILL, SIGINT) and run again ends with every row exactly once, vectors as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from bulk_fixtures import embedrt_cli, read_output, sentences, small_text_dir, write_parquet  # noqa: F401
+
+ROWS, CHUNK = 3000, 100
+
+
+def chunks_done(out) -> int:
+    try:
+        return len(json.loads((out.parent / (out.name + ".parts") / "journal.json").read_text())["chunks"])
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+def run_until(args, out, chunks: int, sig=signal.SIGKILL) -> int:
+    """Start the job and send `sig` once its journal lists `chunks` finished chunks (0: as soon as the journal exists)."""
+    process = subprocess.Popen([sys.executable, "-m", "embedrt.cli", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while chunks_done(out) < chunks and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(sig)
+    process.communicate(timeout=120)
+    return chunks_done(out)
+
+
+def test_sigkill_and_sigint_at_several_points_then_rerun_gives_each_row_once_with_uninterrupted_vectors(small_text_dir, tmp_path):
+    texts = sentences(ROWS, seed=11)
+    bad = {17, 1234, 2999}  # null texts: skipped and recorded once, whatever the kills
+    source = write_parquet(tmp_path / "in.parquet", [None if i in bad else t for i, t in enumerate(texts)], [f"d{i}" for i in range(ROWS)], row_group_size=333)
+    common = ["embed", small_text_dir, "--input", source, "--id-column", "doc", "--on-error", "skip", "--chunk-rows", CHUNK]
+
+    reference = tmp_path / "reference.parquet"
+    assert embedrt_cli(*common, "--output", reference, "--quiet").returncode == 0
+    out = tmp_path / "out.parquet"
+    reached = [run_until([*common, "--output", out], out, 0)]
+    for chunks, sig in ((3, signal.SIGKILL), (12, signal.SIGINT), (21, signal.SIGKILL), (27, signal.SIGKILL)):
+        reached.append(run_until([*common, "--output", out], out, chunks, sig))
+    assert reached == sorted(reached) and reached[-1] < ROWS // CHUNK, f"the kills landed mid-job: {reached}"
+    assert not out.exists()
+    final = embedrt_cli(*common, "--output", out)
+    assert final.returncode == 0, final.stderr
+    assert f"resumed after {reached[-1]} finished chunk(s)" in final.stderr
+
+    ids, vectors, _ = read_output(out, key="doc")
+    expected_ids = [f"d{i}" for i in range(ROWS) if i not in bad]
+    assert ids == expected_ids  # each id exactly once, in input order
+    ref_ids, ref_vectors, _ = read_output(reference, key="doc")
+    assert ref_ids == expected_ids
+    np.testing.assert_array_equal(vectors, ref_vectors)
+    skipped = [json.loads(line) for line in (tmp_path / "out.parquet.skipped.jsonl").read_text().splitlines()]
+    assert [r["row"] for r in skipped] == sorted(bad) and {r["reason"] for r in skipped} == {"'text' is null"}
+
+
+def test_a_finished_output_is_left_alone_unless_overwrite(small_text_dir, tmp_path):
+    source = write_parquet(tmp_path / "in.parquet", sentences(50))
+    out = tmp_path / "out.npy"
+    assert embedrt_cli("embed", small_text_dir, "--input", source, "--output", out).returncode == 0
+    stamp = out.stat().st_mtime_ns
+    again = embedrt_cli("embed", small_text_dir, "--input", source, "--output", out)
+    assert again.returncode == 0 and "is complete (same model, input and options): nothing to do" in again.stderr
+    assert out.stat().st_mtime_ns == stamp
+    forced = embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--overwrite")
+    assert forced.returncode == 0 and out.stat().st_mtime_ns != stamp
+    assert np.load(out).shape == (50, 64)
+
+
+def test_a_changed_option_input_or_model_is_refused_naming_what_changed(small_text_dir, tmp_path, minilm_dir):
+    source = write_parquet(tmp_path / "in.parquet", sentences(300))
+    out = tmp_path / "out.parquet"
+    stopped = run_until(["embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20], out, 2)
+    assert 2 <= stopped < 15
+    result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 50)
+    assert result.returncode == 2 and "an unfinished job wrote it with a different --chunk-rows (20 -> 50)" in result.stderr
+    result = embedrt_cli("embed", minilm_dir, "--input", source, "--output", out, "--chunk-rows", 20)
+    assert result.returncode == 2 and "model (path:" in result.stderr and "model (dim: 64 -> 384)" in result.stderr
+    write_parquet(source, sentences(301))
+    result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20)
+    assert result.returncode == 2 and "input (bytes:" in result.stderr and "pass --overwrite to start over" in result.stderr
+    assert embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20, "--overwrite").returncode == 0
+    assert len(read_output(out)[0]) == 301
+
+
+def test_a_second_job_on_the_same_output_is_refused_and_cannot_swap_results(small_text_dir, tmp_path):
+    many = write_parquet(tmp_path / "many.parquet", sentences(2000, seed=1))
+    few = write_parquet(tmp_path / "few.parquet", sentences(10, seed=2))
+    out = tmp_path / "out.parquet"
+    first = subprocess.Popen([sys.executable, "-m", "embedrt.cli", "embed", str(small_text_dir), "--input", str(many), "--output", str(out), "--chunk-rows", "50"],
+                             stderr=subprocess.PIPE, text=True)
+    while chunks_done(out) < 1 and first.poll() is None:
+        time.sleep(0.01)
+    second = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
+    assert second.returncode == 2
+    assert f"--output {out}: another `embedrt embed` (pid {first.pid}) is writing it" in second.stderr
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert len(read_output(out)[0]) == 2000  # the first job's rows, all of them
+    after = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
+    assert after.returncode == 2 and "a finished job wrote it with a different input" in after.stderr
