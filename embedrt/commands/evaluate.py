@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, metavar="FILE", help=".csv/.tsv/.jsonl with the task's columns (or .txt texts for parity)")
     p.add_argument("--task", choices=TASKS, help="default: chosen from the file's columns")
     p.add_argument("--corpus", metavar="FILE", help="retrieval: more documents to search (one a line, or JSONL with 'text')")
+    p.add_argument("--queries", metavar="JSONL", help="feature models, retrieval: the query tower's rows, each with a 'query' key")
+    p.add_argument("--documents", metavar="JSONL", help="feature models, retrieval: the document tower's rows, each with a 'document' key")
+    p.add_argument("--document-model", metavar="DIR", help="feature models: the document (item) tower's export (default: MODEL)")
+    p.add_argument("--exclude", metavar="FILE", help="feature models: (query, document) pairs not to rank, e.g. what a user already has")
     p.add_argument("--compare", metavar="OTHER", help="a second export dir (another precision, say): the task on both, and their parity")
     p.add_argument("--source", metavar="DIR", help="parity: the PyTorch checkpoint dir (default: the one the manifest records)")
     p.add_argument("--k", type=int, default=5, help="classification: neighbours that vote (default 5)")
@@ -44,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1 or args.top_k < 1:
         raise InputError(f"--k {args.k} / --top-k {args.top_k}: must be at least 1.")
     path = resolve_model(args.model)
-    items = "image" if read_manifest(path).modality == "image" else "text"
+    modality = read_manifest(path).modality
+    if modality == "features":
+        return run_features(args, path)
+    items = "image" if modality == "image" else "text"
     task, data = read_dataset(args.data, args.task, args.corpus, items)  # bad data fails before a model loads
     embedder = embedrt.load(path, device=args.device)
     other = embedrt.load(args.compare, device=args.device) if args.compare else None
@@ -60,6 +67,25 @@ def run(args: argparse.Namespace) -> int:
             result[str(other.path)] = evaluate_quality(_embed_fn(other, args.long_text), task, data, args.k)
             result["parity"] = engine_parity(embedder, other, dataset_texts(data), k=args.top_k)
     print(json.dumps(result, indent=2) if args.json else _table(result, embedder, other))
+    return 0
+
+
+def run_features(args: argparse.Namespace, path) -> int:
+    """Retrieval of a feature model: query rows through MODEL, document rows through --document-model, by dot product."""
+    import embedrt
+    from embedrt.errors import InputError
+    from embedrt.evaluation.feature_retrieval import evaluate_feature_retrieval, read_feature_retrieval
+
+    if args.task not in (None, "retrieval") or args.compare:
+        raise InputError(f"{path} is a feature model: `embedrt evaluate` scores it on retrieval only (--task retrieval, no --compare).")
+    if not args.queries or not args.documents:
+        raise InputError(f"{path} is a feature model: retrieval needs --queries JSONL and --documents JSONL (each tower's rows, with a key).")
+    data = read_feature_retrieval(args.data, args.queries, args.documents, args.exclude)  # bad data fails before a model loads
+    queries = embedrt.load(path, device=args.device)
+    documents = embedrt.load(args.document_model, device=args.device) if args.document_model else queries
+    result: dict[str, Any] = {"data": str(args.data), "task": "retrieval", "model": str(queries.path)}
+    result[str(queries.path)] = evaluate_feature_retrieval(queries, documents, data)
+    print(json.dumps(result, indent=2) if args.json else _table(result, queries, None))
     return 0
 
 
