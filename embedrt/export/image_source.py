@@ -17,7 +17,7 @@ from embedrt.errors import ExportError
 from embedrt.export.resnet import ARCHITECTURES, ResNetFeatures, guess_architecture
 from embedrt.export.staging import fingerprint
 from embedrt.export.text_source import _read_json
-from embedrt.manifest import ImagePreprocessing
+from embedrt.manifest import MANIFEST_NAME, ImagePreprocessing
 
 # torchvision's ImageNet transform: Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize.
 IMAGENET = ImagePreprocessing(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -26,6 +26,7 @@ HF_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")  # where training scripts nest the weights
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")  # what marks a text model's dir
 
 
 @dataclass
@@ -40,8 +41,12 @@ def read_image_source(source: str | Path, *, weights: str | Path | None = None, 
     name = str(source)
     if name in ARCHITECTURES:
         return _torchvision_source(name, weights, random_init, seed)
+    if name == "default":
+        raise ExportError("SOURCE default: 'default' is the bundled text model; export it with `embedrt export text default`, or give a ResNet.")
     path = Path(source)
     if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            raise ExportError(f"SOURCE {path}: an embedrt export dir already (it has {MANIFEST_NAME}); export from the PyTorch checkpoint it came from.")
         if weights is not None or random_init:
             raise ExportError(f"SOURCE {path}: a model dir carries its own weights; drop --weights/--random-init.")
         return _hf_source(path)
@@ -134,7 +139,9 @@ def _hf_source(path: Path) -> ImageSource:
         raise ExportError(f"SOURCE {path}: no config.json; this is not a Hugging Face model dir.")
     config = _read_json(config_file)
     if config.get("model_type") != "resnet":
-        raise ExportError(f"SOURCE {path}: model_type {config.get('model_type')!r}; image export supports HF 'resnet' (ResNetModel) dirs.")
+        text = "vocab_size" in config or any((path / f).is_file() for f in TOKENIZER_FILES)
+        hint = f"; it is a text model (it has a vocabulary): `embedrt export text {path}`" if text else ""
+        raise ExportError(f"SOURCE {path}: model_type {config.get('model_type')!r}; image export supports HF 'resnet' (ResNetModel) dirs{hint}.")
     from transformers import ResNetModel
 
     try:

@@ -13,7 +13,6 @@ objects for a whole book.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -24,12 +23,11 @@ from embedrt.errors import InputError
 from embedrt.runtime.batching import restore_order
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize
-from embedrt.runtime.tokenization import Encoded, check_texts, encode
+from embedrt.runtime.tokenization import Encoded, check_texts, cut_at_whitespace, encode
 
 LONG_TEXT_MODES = ("truncate", "chunk")
 PIECE_CHARS = 8192  # characters tokenised at once; a whitespace cut keeps every word whole
 DEFAULT_OVERLAP = 4  # windows overlap by 1/DEFAULT_OVERLAP of their content by default
-_SPACE = re.compile(r"\s")
 
 
 @dataclass
@@ -91,13 +89,9 @@ class WindowTokenizer:
 
 def _pieces(text: str):
     """[start, end) spans of about PIECE_CHARS characters, each ending just before whitespace where there is any."""
-    start, n = 0, len(text)
-    while start < n:
-        end = min(start + PIECE_CHARS, n)
-        if end < n:
-            cut = max((m.start() for m in _SPACE.finditer(text, start + PIECE_CHARS // 2, end)), default=None)
-            if cut is not None and cut > start:
-                end = cut
+    start = 0
+    while start < len(text):
+        end = cut_at_whitespace(text, start, PIECE_CHARS)
         yield start, end
         start = end
 
@@ -134,14 +128,21 @@ def _window_tokenizer(embedder) -> WindowTokenizer:
 
 def check_window(embedder, window: int | None, stride: int | None, n_special: int) -> tuple[int, int]:
     """(content tokens per window, stride), or an InputError naming the option."""
-    window = embedder.max_length if window is None else int(window)
+    window = embedder.max_length if window is None else _count("window", window)
     if not n_special < window <= embedder.max_length:
         raise InputError(f"window={window}: must be more than the {n_special} special token(s) and at most the model's max length {embedder.max_length}.")
     content = window - n_special
-    stride = content - content // DEFAULT_OVERLAP if stride is None else int(stride)
+    stride = content - content // DEFAULT_OVERLAP if stride is None else _count("stride", stride)
     if not 1 <= stride <= content:
         raise InputError(f"stride={stride}: must be between 1 and the window's {content} content tokens (window {window} minus {n_special} special); a larger stride would skip text.")
     return content, stride
+
+
+def _count(option: str, value) -> int:
+    """A whole number of tokens, or an InputError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{option}={value!r}: give a whole number of tokens.")
+    return int(value)
 
 
 def _plan_truncated(embedder, texts: list[str], truncate: bool | None) -> _Plan:
@@ -209,7 +210,7 @@ def embed_long(
         raise InputError(f"long_text={long_text!r} is not one of {', '.join(LONG_TEXT_MODES)}.")
     if long_text == "truncate" and (window is not None or stride is not None):
         raise InputError("window and stride apply to long_text='chunk' only.")
-    texts = check_texts(texts)
+    texts = check_texts(texts, embedder.max_chars)
     n = len(texts)
     if n == 0:
         empty = np.zeros((0, embedder.dim), dtype=np.float32)

@@ -14,7 +14,8 @@ from embedrt.errors import EmbedrtError, InputError, ManifestError
 from embedrt.manifest import ImagePreprocessing, Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import iter_chunks
-from embedrt.runtime.image_preprocess import ImageInput, check_preprocessing, describe, load_pixels
+from embedrt.runtime.image_preprocess import DEFAULT_MAX_PIXELS, ImageInput, check_preprocessing, describe, load_pixels
+from embedrt.runtime.inputs import as_input_list, check_options
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.self_check import check_graph, self_check, verify_files
 
@@ -46,6 +47,7 @@ class ImageEmbedder:
 
     `device` is "cpu", "cuda" or "tensorrt"; a provider ONNX Runtime did not activate is an error.
     `workers` threads decode and preprocess while the engine runs the previous batch.
+    `max_pixels` (default 100,000,000) refuses a larger image, from its header, before decoding it.
     `verify` ("error", "warn", "off"): on load the files' hashes are checked and the export's reference
     images are embedded and held to the precision's gate (`self_check` keeps the report).
     Safe to call from several threads at once.
@@ -58,6 +60,7 @@ class ImageEmbedder:
         *,
         max_batch_size: int | None = None,
         workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         session: dict[str, Any] | None = None,
         backend: Backend | None = None,
         verify: str = "error",
@@ -82,6 +85,9 @@ class ImageEmbedder:
         self.workers = workers or min(4, os.cpu_count() or 1)
         if self.batch_size < 1 or self.workers < 1:
             raise EmbedrtError(f"max_batch_size ({max_batch_size}) and workers ({workers}) must be >= 1.")
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise EmbedrtError(f"max_pixels={max_pixels!r}: give the most pixels an image may have, an int >= 1.")
+        self.max_pixels = max_pixels
         check_graph(self.path, self.manifest, backend)
         self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed(list(ref["images"])), verify)
 
@@ -113,7 +119,7 @@ class ImageEmbedder:
 
     def _pixels(self, index: int, item: ImageInput) -> np.ndarray:
         try:
-            return load_pixels(item, self.preprocessing)
+            return load_pixels(item, self.preprocessing, self.max_pixels)
         except InputError as exc:
             raise _named(index, item, exc) from None
 
@@ -122,7 +128,7 @@ class ImageEmbedder:
         pending: deque[tuple[Sequence[int], list[Future]]] = deque()
         chunks = iter_chunks(range(len(images)), self.batch_size)
         for chunk in chunks:
-            pending.append((chunk, [pool.submit(load_pixels, images[i], self.preprocessing) for i in chunk]))
+            pending.append((chunk, [pool.submit(load_pixels, images[i], self.preprocessing, self.max_pixels) for i in chunk]))
             if len(pending) > PREFETCH_BATCHES:
                 yield pending.popleft()
         while pending:
@@ -140,8 +146,9 @@ class ImageEmbedder:
         on_error="raise": the first bad image raises InputError naming its index and path.
         on_error="skip": returns PartialEmbeddings (vectors of the good images, their indices, the failures).
         """
-        if on_error not in ON_ERROR:
+        if not isinstance(on_error, str) or on_error not in ON_ERROR:
             raise EmbedrtError(f"on_error={on_error!r}: use 'raise' or 'skip'.")
+        check_options(progress=progress)
         images = _check_sequence(images)
         n = len(images)
         vectors = np.zeros((n, self.dim), dtype=np.float32)
@@ -180,10 +187,9 @@ def _named(index: int, item: ImageInput, exc: InputError) -> InputError:
     return InputError(f"images[{index}] {describe(item)}: {exc}")
 
 
-def _check_sequence(images: Sequence[ImageInput]) -> Sequence[ImageInput]:
-    if isinstance(images, (str, bytes, os.PathLike, np.ndarray)) or not hasattr(images, "__len__"):
-        raise InputError(
-            f"images must be a list (of paths, bytes, PIL images or arrays), not a single {type(images).__name__}; "
-            "wrap one image in a list."
-        )
-    return images
+def _check_sequence(images: Sequence[ImageInput]) -> list[ImageInput]:
+    """The images as a new list (see embedrt.runtime.inputs: generators are materialised, dicts and sets refused)."""
+    single = "wrap one image in a list" + (" (or pass list(array) for an array of images or paths)." if isinstance(images, np.ndarray) else ".")
+    if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike, np.ndarray)) or type(images).__module__.startswith("PIL."):
+        raise InputError(f"images must be a list (of paths, bytes, PIL images or arrays), not a single {type(images).__name__}; {single}")
+    return as_input_list(images, "images", single)

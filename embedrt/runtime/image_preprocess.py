@@ -7,6 +7,7 @@ Resize(shorter side, antialiased) -> CenterCrop -> ToTensor -> Normalize, in flo
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -34,15 +35,21 @@ RESAMPLE = {
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
+DEFAULT_MAX_PIXELS = 100_000_000  # 10,000 x 10,000 (300 MB as RGB); Pillow only warns up to 179M, a 420 KB PNG can hold 144M
+_NAME_CHARS = 120  # a path longer than this is shortened in messages (a whole text passed as a path)
+
 ImageInput = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray
 
 
 def describe(item: ImageInput) -> str:
-    """How an input is named in messages: its path, or its kind."""
+    """How an input is named in messages: its path (printable, shortened), or its kind."""
     if isinstance(item, (str, os.PathLike)):
-        return str(item)
+        name = os.fsdecode(item) if not isinstance(item, str) else item
+        if len(name) > _NAME_CHARS:
+            name = f"{name[:_NAME_CHARS // 2]}...({len(name):,} characters)"
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")  # an undecodable file name still prints
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return f"<{len(item)} bytes>"
+        return f"<{item.nbytes if isinstance(item, memoryview) else len(item)} bytes>"
     if isinstance(item, np.ndarray):
         return f"<array {item.shape} {item.dtype}>"
     if isinstance(item, Image.Image):
@@ -50,36 +57,60 @@ def describe(item: ImageInput) -> str:
     return f"<{type(item).__name__}>"
 
 
-def open_image(item: ImageInput) -> Image.Image:
+def open_image(item: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """An RGB PIL image, EXIF orientation applied. Raises InputError with the reason (not the index)."""
     if isinstance(item, (str, os.PathLike)):
-        image = _decode(_read_file(Path(item)))
+        image = _decode(_read_file(item), max_pixels)
     elif isinstance(item, (bytes, bytearray, memoryview)):
-        image = _decode(bytes(item))
+        image = _decode(bytes(item), max_pixels)
     elif isinstance(item, Image.Image):
         image = item
     elif isinstance(item, np.ndarray):
         image = _from_array(item)
     else:
         raise InputError(f"unsupported type {type(item).__name__}; give a path, bytes, a PIL image or an HWC uint8 numpy array")
+    _check_size(image.width, image.height, max_pixels)
     return _to_rgb(_upright(image))
 
 
-def _read_file(path: Path) -> bytes:
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InputError(f"{width}x{height}: an image with no pixels")
+    if width * height > max_pixels:
+        raise InputError(
+            f"{width}x{height} = {width * height:,} pixels, more than max_pixels={max_pixels:,} (a decompression bomb, or a "
+            "very large picture); downscale it, or raise the limit, e.g. ImageEmbedder(path, max_pixels=N)"
+        )
+
+
+def _read_file(item: str | os.PathLike) -> bytes:
+    if os.fspath(item) in ("", b""):
+        raise InputError("an empty path; give an image file's path")
     try:
-        data = path.read_bytes()
+        data = Path(item).read_bytes()
     except FileNotFoundError:
-        raise InputError("no such file") from None
+        raise InputError("no such file" + _text_hint(item)) from None
     except IsADirectoryError:
         raise InputError("is a directory, not an image file") from None
     except OSError as exc:
-        raise InputError(f"unreadable ({exc.strerror or exc})") from None
+        hint = _text_hint(item) if exc.errno == errno.ENAMETOOLONG else ""
+        raise InputError(f"unreadable ({exc.strerror or exc}){hint}") from None
+    except ValueError as exc:  # a NUL character, or a lone surrogate the file system cannot encode
+        raise InputError(f"not a usable file name ({exc})") from None
     if not data:
         raise InputError("empty file (0 bytes)")
     return data
 
 
-def _decode(data: bytes) -> Image.Image:
+def _text_hint(item: str | os.PathLike) -> str:
+    """For a str that reads like text, not a path: say that this is an image model."""
+    name = os.fspath(item)
+    if not isinstance(name, str) or not (any(c.isspace() for c in name) and Path(name[:255]).suffix.lower() not in Image.registered_extensions()):
+        return ""
+    return "; this is an image export: give image files, bytes, PIL images or arrays (text needs a text export)"
+
+
+def _decode(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise InputError("empty (0 bytes)")
     try:
@@ -87,7 +118,8 @@ def _decode(data: bytes) -> Image.Image:
     except UnidentifiedImageError:
         raise InputError("not an image Pillow can read (unknown format)") from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"too many pixels ({exc})") from None
+        raise InputError(f"too many pixels ({exc}); embedrt takes at most max_pixels={max_pixels:,}") from None
+    _check_size(image.width, image.height, max_pixels)  # from the header, before decoding a bomb
     try:
         image.load()  # decode now: truncation and corruption surface here, not later
     except (OSError, SyntaxError, ValueError) as exc:
@@ -165,16 +197,16 @@ def pixel_values(image: Image.Image, prep: ImagePreprocessing) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def load_pixels(item: ImageInput, prep: ImagePreprocessing) -> np.ndarray:
+def load_pixels(item: ImageInput, prep: ImagePreprocessing, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """One input -> the model's float32 (3, crop, crop) tensor."""
     try:
-        return pixel_values(open_image(item), prep)
+        return pixel_values(open_image(item, max_pixels), prep)
     except InputError:
         raise
     except MemoryError:
         raise InputError("too large to decode in memory") from None
-    except (OSError, ValueError) as exc:  # decoding deferred by Pillow, or a mode it cannot resize
-        raise InputError(f"cannot be processed ({exc})") from None
+    except Exception as exc:  # Pillow parses untrusted bytes and raises many types (struct.error, EOFError...) on malformed ones
+        raise InputError(f"cannot be processed ({type(exc).__name__}: {exc})") from None
 
 
 def check_preprocessing(prep: ImagePreprocessing, where: str) -> None:

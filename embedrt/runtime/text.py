@@ -8,14 +8,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from embedrt.errors import ManifestError
+from embedrt.errors import EmbedrtError, ManifestError
 from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
+from embedrt.runtime.inputs import check_options
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.self_check import check_graph, self_check, verify_files
-from embedrt.runtime.tokenization import Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
+from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 SENTENCE_OUTPUT = "sentence_embedding"
 TOKEN_OUTPUT = "token_embeddings"
@@ -27,6 +28,7 @@ class TextEmbedder:
     """Sentence and token embeddings from a text export dir.
 
     `device` is "cpu", "cuda" or "tensorrt"; a provider ONNX Runtime did not activate is an error.
+    `max_chars` (default 1,000,000) refuses a longer text with an InputError naming it, whatever `truncate` says.
     `verify` ("error", "warn", "off"): on load the files' hashes are checked and the export's reference
     texts are embedded and held to the precision's gate (`self_check` keeps the report).
     Safe to call from several threads at once.
@@ -40,6 +42,7 @@ class TextEmbedder:
         max_batch_tokens: int | None = None,
         max_batch_size: int | None = None,
         truncate: bool = True,
+        max_chars: int = DEFAULT_MAX_CHARS,
         session: dict[str, Any] | None = None,
         backend: Backend | None = None,
         verify: str = "error",
@@ -63,6 +66,9 @@ class TextEmbedder:
         self.max_batch_tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device]
         self.max_batch_size = min(max_batch_size or backend.max_batch_size, backend.max_batch_size)
         self.truncate = truncate
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise EmbedrtError(f"max_chars={max_chars!r}: give the most characters a text may have, an int >= 1.")
+        self.max_chars = max_chars
         self._lock = threading.Lock()
         self.truncated_total = 0  # texts cut at max_length since this embedder was made
         check_graph(self.path, self.manifest, backend)
@@ -88,7 +94,8 @@ class TextEmbedder:
     # -- the three stages ------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], truncate: bool | None = None) -> Encoded:
         """Stage 1 (CPU): ids for each text; over-long texts are cut and counted, or refused."""
-        texts = check_texts(texts)
+        check_options(truncate=truncate)
+        texts = check_texts(texts, self.max_chars)
         encoded = encode(self.tokenizer, texts)
         allowed = self.truncate if truncate is None else truncate
         cut = account_truncation(encoded.truncated, len(texts), allowed=allowed, limit=f"{self.max_length} tokens")
@@ -141,6 +148,7 @@ class TextEmbedder:
         tokens, `stride` apart; return_windows adds each text's window vectors and character spans
         (see embedrt.runtime.chunking).
         """
+        check_options(truncate=truncate, progress=progress)
         if long_text != "truncate" or return_windows or window is not None or stride is not None:
             from embedrt.runtime.chunking import embed_long
 
