@@ -153,7 +153,7 @@ def test_nan_from_the_engine_names_the_image_by_index_and_path(resnet18_dir, tmp
     write_manifest(export, dataclasses.replace(manifest, model_file=model_file_record(export / MODEL_NAME)))
     white = write(tmp_path / "white.png", np.full((64, 64, 3), 255, dtype=np.uint8))
     black = write(tmp_path / "black.png", np.zeros((64, 64, 3), dtype=np.uint8))
-    embedder = embedrt.load(export)
+    embedder = embedrt.load(export, verify="off")  # the self-check on load would refuse this graph before embed could
     assert np.isfinite(embedder.embed([white])).all()
     with pytest.raises(OutputError, match=r"NaN or Inf for images\[1\] .*black\.png \(1 input\(s\) in all\)"):
         embedder.embed([white, black, white])
