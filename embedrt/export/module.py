@@ -19,10 +19,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from embedrt.errors import ExportError
+from embedrt.errors import ExportError, ParityError
 from embedrt.export.graph_pooling import l2_normalize
 from embedrt.export.parity import compare, gate, parity_report
 from embedrt.export import staging
+from embedrt.export.embedding_bag import with_cumsum_bags
 from embedrt.export.staging import model_file_record, staged_dir, work_dir
 from embedrt.manifest import MODEL_NAME, FeatureColumn, FeaturesSection, Manifest, TensorSpec, file_sha256, write_manifest
 from embedrt.runtime.cpu import cpu_record
@@ -114,13 +115,15 @@ def export_module(
     dim = int(reference.shape[1])
     out = Path(out)
     weights = [source["weights"]] if source and source.get("weights") else []
+    fast_module, bags = with_cumsum_bags(module)
+    fast_graph = FeatureEncoderGraph(fast_module, graph.input_names, output, normalize).eval()
     with staged_dir(out, kind="features", overwrite=overwrite, sources=weights) as tmp, work_dir("fp32") as work:
         model_path = tmp / MODEL_NAME
         fp32_path = Path(work) / MODEL_NAME
-        export_features_onnx(graph, cols, fp32_path, rows, opset)
-        optimizations: tuple[str, ...] = ()
+        export_features_onnx(fast_graph, cols, fp32_path, rows, opset)  # the gate below holds it to the original module
+        optimizations: tuple[str, ...] = ("embedding_bag:cumsum",) if bags else ()
         if precision == "int8":
-            optimizations = quantize_dense_int8(fp32_path, model_path, tables=quantize_tables)
+            optimizations += quantize_dense_int8(fp32_path, model_path, tables=quantize_tables)
         else:
             fp32_path.replace(model_path)
         report = measure_features_parity(reference, model_path, rows, precision=precision)
@@ -337,10 +340,28 @@ def measure_features_parity(reference: np.ndarray, onnx_path: Path, rows: Checke
     for span in _batch_sizes(rows.n):
         sub = _slice_rows(rows, span)
         for _, feed in sub.feeds(sub.n):
-            got[span] = backend.run(feed, [FEATURES_OUTPUT])[FEATURES_OUTPUT]
+            try:
+                got[span] = backend.run(feed, [FEATURES_OUTPUT])[FEATURES_OUTPUT]
+            except Exception as exc:  # onnxruntime's own error types: the graph cannot run rows PyTorch can
+                raise ParityError(
+                    f"the ONNX graph fails on parity rows {span.start}..{span.stop - 1} (first: {_describe_row(rows, span.start)}) "
+                    f"where PyTorch runs them ({str(exc).splitlines()[0]}); no export dir was written."
+                ) from exc
+    bad = np.flatnonzero(~np.isfinite(got).all(axis=1) & np.isfinite(reference).all(axis=1))
+    if bad.size:
+        raise ParityError(
+            f"the ONNX graph gives NaN or Inf for {bad.size} parity rows where PyTorch's vectors are finite (first: row {int(bad[0])}: "
+            f"{_describe_row(rows, int(bad[0]))}); no export dir was written. An op exports differently for such rows "
+            "(torch's max-mode EmbeddingBag on an empty list, say)."
+        )
     measured = compare(reference, got)
     measured["inputs"] = f"{rows.n} rows drawn from the column specs (ids over their range, id lists 0..n long, floats from the example)"
     return parity_report(precision, measured)
+
+
+def _describe_row(rows: CheckedRows, row: int) -> str:
+    one = _slice_rows(rows, slice(row, row + 1))
+    return ", ".join(f"{c.column.name}={c.values.tolist() if c.starts is not None else c.values[0].tolist()}" for c in one.columns)
 
 
 def _slice_rows(rows: CheckedRows, span: slice) -> CheckedRows:

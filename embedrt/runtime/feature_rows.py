@@ -216,6 +216,30 @@ def _check_range(column: FeatureColumn, ids: np.ndarray, *, row_of) -> None:
 
 def _check_id_list(column: FeatureColumn, values: Any) -> CheckedColumn:
     rows = list(values)
+    flat, lengths = _fast_id_lists(rows)
+    if flat is None:
+        flat, lengths = _id_lists_row_by_row(column, rows)
+    flat = flat.astype(column.dtype, copy=False)
+    starts = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    _check_range(column, flat[:, None], row_of=lambda k: int(np.searchsorted(starts, k, side="right") - 1))
+    return CheckedColumn(column, flat, starts)
+
+
+def _fast_id_lists(rows: list) -> tuple[np.ndarray | None, np.ndarray]:
+    """Flat ids and lengths in a few numpy calls when every row is a flat list/array of integers; (None, _) otherwise."""
+    try:
+        lengths = np.fromiter((len(v) for v in rows), dtype=np.int64, count=len(rows))
+        filled = [v for v, k in zip(rows, lengths) if k]
+        flat = np.concatenate(filled) if filled else np.zeros(0, dtype=np.int64)
+    except (TypeError, ValueError):  # a scalar or a string row, nested lists: the slow path names the row
+        return None, np.zeros(0, dtype=np.int64)
+    if flat.ndim != 1 or flat.size != lengths.sum() or flat.dtype.kind not in "iu" or any(isinstance(v, (str, bytes)) for v in filled):
+        return None, lengths
+    return flat, lengths
+
+
+def _id_lists_row_by_row(column: FeatureColumn, rows: list) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.zeros(len(rows), dtype=np.int64)
     parts = []
     for row, value in enumerate(rows):
@@ -229,12 +253,7 @@ def _check_id_list(column: FeatureColumn, values: Any) -> CheckedColumn:
             arr = _cast(column, arr[:, None], rows_offset=0)[:, 0] if arr.dtype.kind in "iu" else _list_dtype_error(column, row, arr)
         parts.append(arr.astype(column.dtype, copy=False))
         lengths[row] = arr.size
-    starts = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=column.dtype)
-    row_of_value = np.repeat(np.arange(len(rows)), lengths)
-    _check_range(column, flat[:, None], row_of=lambda k: int(row_of_value[k]))
-    return CheckedColumn(column, flat.astype(column.dtype, copy=False), starts)
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=column.dtype)), lengths
 
 
 def _list_dtype_error(column: FeatureColumn, row: int, arr: np.ndarray) -> np.ndarray:
