@@ -157,3 +157,62 @@ def test_nan_from_the_engine_names_the_image_by_index_and_path(resnet18_dir, tmp
     assert np.isfinite(embedder.embed([white])).all()
     with pytest.raises(OutputError, match=r"NaN or Inf for images\[1\] .*black\.png \(1 input\(s\) in all\)"):
         embedder.embed([white, black, white])
+
+
+# -- every hostile input to ImageEmbedder.embed (issue 11, class 4) ----------------------------------------
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (None, r"images must be a list, not NoneType; wrap one image in a list"),
+        (7, r"images must be a list, not int"),
+        ({"cat": "cat.png"}, r"images is a dict; iterating it would embed its keys"),
+        ({"cat.png", "dog.png"}, r"images is a set, which has no order to return rows in"),
+        (b"\x89PNG", r"not a single bytes; wrap one image in a list"),
+        (np.zeros((2, 8, 8, 3), dtype=np.uint8), r"not a single ndarray; wrap one image in a list \(or pass list\(array\)"),
+    ],
+)
+def test_what_is_not_a_list_of_images_is_refused_saying_what_to_pass(resnet18, images, message):
+    with pytest.raises(InputError, match=message):
+        resnet18.embed(images)
+
+
+def test_a_generator_of_images_gives_the_rows_of_the_same_list(resnet18):
+    images = [photo("coffee"), photo("rocket")]
+    assert np.abs(resnet18.embed(im for im in images) - resnet18.embed(images)).max() == 0
+
+
+def test_text_given_to_an_image_export_says_it_is_an_image_export(resnet18):
+    with pytest.raises(InputError, match=r"images\[0\] a photo of a cat: no such file; this is an image export: give image files"):
+        resnet18.embed(["a photo of a cat"])
+    long_text = "word " * 2000  # longer than a file name may be
+    with pytest.raises(InputError, match=r"images\[0\] word word .*\.\.\.\(10,000 characters\): unreadable \(File name too long\); this is an image export"):
+        resnet18.embed([long_text])
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("", r"images\[0\] : an empty path"),
+        ("bad\x00name.png", r"images\[0\] bad\x00name\.png: not a usable file name \(embedded null byte\)"),
+        ("lone\ud800.png", r"images\[0\] lone\\ud800\.png: not a usable file name"),
+        (Image.new("RGB", (0, 0)), r"images\[0\] <PIL image RGB 0x0>: 0x0: an image with no pixels"),
+        (np.zeros((0, 5, 3), dtype=np.uint8), r"images\[0\] <array \(0, 5, 3\) uint8>: 5x0: an image with no pixels"),
+        (Image.new("La", (8, 8)), r"images\[0\] <PIL image La 8x8>: cannot convert mode La to RGB"),
+    ],
+)
+def test_unusable_names_and_empty_images_are_named_and_printable(resnet18, item, message):
+    with pytest.raises(InputError, match=message) as caught:
+        resnet18.embed([item])
+    str(caught.value).encode("utf-8")  # a lone surrogate in a path is escaped, so the message can be printed
+
+
+def test_an_image_export_from_a_text_model_says_to_export_text(minilm_source, minilm_dir):
+    from embedrt.errors import ExportError
+    from embedrt.export.image_source import read_image_source
+
+    with pytest.raises(ExportError, match=r"model_type 'bert'; image export supports HF 'resnet'.*it is a text model .*`embedrt export text "):
+        read_image_source(minilm_source)
+    with pytest.raises(ExportError, match=r"'default' is the bundled text model; export it with `embedrt export text default`"):
+        read_image_source("default")
+    with pytest.raises(ExportError, match=r"an embedrt export dir already \(it has embedrt\.json\)"):
+        read_image_source(minilm_dir)

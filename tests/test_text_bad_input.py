@@ -167,3 +167,105 @@ def test_nan_from_the_engine_is_an_error_naming_the_text(minilm_dir, minilm, tmp
     assert np.isfinite(embedder.embed([rare])).all()
     with pytest.raises(OutputError, match=r"NaN or Inf for texts\[1\] \(1 input\(s\) in all\)"):
         embedder.embed([rare, common, rare])
+
+
+# -- every public entry point, every hostile input (issue 11, class 4) ------------------------------------
+ENTRY_POINTS = {
+    "embed": lambda e, texts: e.embed(texts),
+    "embed_tokens": lambda e, texts: e.embed_tokens(texts),
+    "tokenize": lambda e, texts: e.tokenize(texts),
+    "embed_chunked": lambda e, texts: e.embed(texts, long_text="chunk"),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize(
+    "texts, message",
+    [
+        (None, r"texts must be a list, not NoneType; give a list of str"),
+        (5, r"texts must be a list, not int"),
+        (1.5, r"texts must be a list, not float"),
+        (object(), r"texts must be a list, not object"),
+        (np.array("a text"), r"texts is a 0-d array \(\); give a list of str"),
+        (np.array([["a", "b"]]), r"texts is a 2-d array \(1, 2\)"),
+        ({"a": "first", "b": "second"}, r"texts is a dict; iterating it would embed its keys\. Pass a list: list\(d\.values\(\)\)"),
+        ({"a", "b"}, r"texts is a set, which has no order to return rows in"),
+        (frozenset({"a"}), r"texts is a frozenset, which has no order"),
+        (b"some bytes", r"texts is bytes, not a list of str: decode it"),
+        (bytearray(b"ab"), r"texts is bytearray, not a list of str"),
+        ("a single string", r"got a single string: wrap it in a list"),
+    ],
+)
+def test_what_is_not_a_list_of_texts_is_refused_saying_what_to_pass(minilm, entry, texts, message):
+    with pytest.raises(InputError, match=message):
+        ENTRY_POINTS[entry](minilm, texts)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("ab\ud800cd", r"texts\[1\] holds the surrogate code point U\+D800 at character 2, which is not valid Unicode"),
+        ("\udcff", r"texts\[1\] holds the surrogate code point U\+DCFF at character 0"),  # an undecodable byte via surrogateescape
+        ("\ud83d\ude00", r"texts\[1\] holds the surrogate code point U\+D83D"),  # a UTF-16 pair left unjoined
+        (b"bytes", r"texts\[1\] is bytes, not str; decode it first"),
+        (None, r"texts\[1\] is NoneType, not str; use '' for an empty text"),
+        (["nested"], r"texts\[1\] is list, not str; texts must be a flat list of str"),
+        (np.zeros((8, 8, 3), dtype=np.uint8), r"texts\[1\] is ndarray, not str; this is a text export; images need an image export"),
+        (7, r"texts\[1\] is int, not str"),
+    ],
+)
+def test_a_bad_item_is_named_by_index_and_type_with_what_to_do(minilm, entry, bad, message):
+    with pytest.raises(InputError, match=message):
+        ENTRY_POINTS[entry](minilm, ["fine", bad, "also fine"])
+
+
+def test_a_pil_image_or_a_path_given_to_a_text_export_says_what_to_do(minilm, tmp_path):
+    from PIL import Image
+
+    with pytest.raises(InputError, match=r"texts\[0\] is Image, not str; this is a text export; images need an image export"):
+        minilm.embed([Image.new("RGB", (8, 8))])
+    with pytest.raises(InputError, match=r"texts\[0\] is PosixPath, not str; a text model embeds text: read the file first"):
+        minilm.embed([tmp_path / "notes.txt"])
+
+
+def test_ordered_collections_and_generators_give_the_rows_of_the_same_list(minilm):
+    import pandas as pd
+
+    texts = ["a red bicycle", "", "quarterly revenue grew", "a red bicycle"]
+    expected = minilm.embed(texts)
+    for same in (tuple(texts), (t for t in texts), iter(texts), np.array(texts), np.array(texts, dtype=object), pd.Series(texts, index=[9, 3, 5, 1])):
+        np.testing.assert_array_equal(minilm.embed(same), expected)
+    assert len(minilm.embed_tokens(t for t in texts)) == 4
+
+
+def test_a_dataframe_is_refused_rather_than_its_column_names_embedded(minilm):
+    import pandas as pd
+
+    with pytest.raises(InputError, match=r"texts is a pandas DataFrame, whose iteration gives column names; pass one column"):
+        minilm.embed(pd.DataFrame({"text": ["a", "b"]}))
+
+
+@pytest.mark.parametrize("text", ["\x00", "a\x00b", "\ufeffhello", "\uffff\U0010ffff", "\u0301" * 3000, "".join(map(chr, range(32))), "\U0001f600 \u202e"])
+def test_control_characters_and_odd_code_points_give_finite_unit_vectors(minilm, text):
+    vector = minilm.embed([text])[0]
+    assert np.isfinite(vector).all()
+    assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"truncate": "no"}, r"truncate='no': give True, False or None"),
+        ({"progress": 5}, r"progress=5: give a function"),
+        ({"long_text": "chunk", "window": "64"}, r"window='64': give a whole number of tokens"),
+        ({"long_text": "chunk", "stride": 1.5}, r"stride=1\.5: give a whole number of tokens"),
+        ({"long_text": "split"}, r"long_text='split' is not one of truncate, chunk"),
+    ],
+)
+def test_an_option_of_the_wrong_kind_is_an_error_naming_it(minilm, options, message):
+    with pytest.raises(InputError, match=message):
+        minilm.embed(["a text"], **options)
+    if "truncate" in options:
+        with pytest.raises(InputError, match=message):
+            minilm.embed_tokens(["a text"], **options)
