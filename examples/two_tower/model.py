@@ -21,12 +21,12 @@ class UserTower(nn.Module):
         {"name": "activity", "kind": "float"},
     ]
 
-    def __init__(self, n_users: int = N_USERS, n_items: int = N_ITEMS, dim: int = DIM):
+    def __init__(self, n_users: int = N_USERS, n_items: int = N_ITEMS, dim: int = DIM, hidden: int = 64):
         super().__init__()
         self.user = nn.Embedding(n_users, 32)
         self.history = nn.EmbeddingBag(n_items, 32, mode="mean")
         self.dense = nn.Linear(2, 8)
-        self.mlp = nn.Sequential(nn.Linear(72, 64), nn.ReLU(), nn.Linear(64, dim))
+        self.mlp = nn.Sequential(nn.Linear(72, hidden), nn.ReLU(), nn.Linear(hidden, dim))
 
     def forward(self, user_id, history, history_offsets, age, activity):
         floats = torch.relu(self.dense(torch.stack([age, activity], dim=1)))
@@ -42,12 +42,12 @@ class ItemTower(nn.Module):
         {"name": "price", "kind": "float"},
     ]
 
-    def __init__(self, n_items: int = N_ITEMS, n_categories: int = N_CATEGORIES, dim: int = DIM):
+    def __init__(self, n_items: int = N_ITEMS, n_categories: int = N_CATEGORIES, dim: int = DIM, hidden: int = 64):
         super().__init__()
         self.item = nn.Embedding(n_items, 32)
         self.category = nn.Embedding(n_categories, 16)
         self.price = nn.Linear(1, 8)
-        self.mlp = nn.Sequential(nn.Linear(56, 64), nn.ReLU(), nn.Linear(64, dim))
+        self.mlp = nn.Sequential(nn.Linear(56, hidden), nn.ReLU(), nn.Linear(hidden, dim))
 
     def forward(self, item_id, category, price):
         return self.mlp(torch.cat([self.item(item_id), self.category(category), torch.relu(self.price(price[:, None]))], dim=1))
