@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from embedrt.export.module import export_module
 from embedrt.export.text import export_text
 from embedrt.export.variants import optimize_export
 
-__all__ = ["export_text", "export_image", "optimize_export"]
+__all__ = ["export_text", "export_image", "export_module", "optimize_export"]
 
 
 def __getattr__(name: str) -> Any:
