@@ -146,3 +146,19 @@ def test_a_graph_that_misses_the_gate_writes_nothing(tmp_path):
     with pytest.raises(ParityError, match="fp32 export failed its parity gate"):
         export_module(BakedConstant(), tmp_path / "branch", example)
     assert not (tmp_path / "branch").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_loading_and_embedding_rows_never_imports_torch(user_dir):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, embedrt\n"
+        f"e = embedrt.load({str(user_dir)!r})\n"
+        "e.embed({'user_id': [1], 'history': [[1, 2]], 'age': [0.1], 'activity': [1.0]})\n"
+        "from embedrt.runtime.feature_queue import FeatureQueue\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
