@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 
+from embedrt.errors import EmbedrtError
 from embedrt.triton.configs import BACKENDS
 
 
@@ -32,9 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     serve = tsub.add_parser("serve", help="run a local tritonserver (nvidia-pytriton wheel) on a repository until Ctrl-C")
     serve.add_argument("repository", metavar="OUT")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address the HTTP, gRPC and metrics endpoints bind to (default: this machine only; 0.0.0.0 for all interfaces)")
     serve.add_argument("--http-port", type=int, default=8000)
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--metrics-port", type=int, default=8002)
+    serve.add_argument("--exit-timeout-secs", type=int, default=30, metavar="S",
+                       help="on SIGTERM or Ctrl-C, wait this long for in-flight requests (and open HTTP connections) before stopping")
     serve.add_argument("--quiet", action="store_true", help="do not echo the server's log")
     serve.set_defaults(func=run_serve)
 
@@ -66,11 +71,15 @@ def _raise_interrupt(signum, frame):
 def run_serve(args: argparse.Namespace) -> int:
     from embedrt.triton.server import TritonServer
 
+    if args.exit_timeout_secs < 0:
+        raise EmbedrtError(f"--exit-timeout-secs {args.exit_timeout_secs}: give 0 or more seconds.")
     server = TritonServer(
         args.repository,
+        host=args.host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
+        exit_timeout_s=args.exit_timeout_secs,
         echo=None if args.quiet else sys.stderr,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -81,7 +90,14 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"embedrt: error: tritonserver exited with code {code}:\n{server.error_lines()}", file=sys.stderr)
         return code or 1
     except KeyboardInterrupt:
-        print("stopping tritonserver", file=sys.stderr, flush=True)
+        print(f"stopping tritonserver: in-flight requests get up to {args.exit_timeout_secs} s", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the drain short
+        code = server.stop()
+        if code is not None and code < 0:  # killed by a signal: it crashed, or outlived the timeout and was killed
+            print(f"embedrt: error: tritonserver did not stop by itself (signal {-code}):\n{server.error_lines()}", file=sys.stderr)
+            return 1
+        note = "" if code == 0 else f" (exit code {code}: {server.error_lines(tail=1)})"
+        print(f"tritonserver stopped{note}", file=sys.stderr, flush=True)
         return 0
     finally:
         server.stop()

@@ -13,18 +13,16 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from embedrt.errors import ExportError
-from embedrt.processes import pid_alive
+from embedrt.processes import clean_stale_work_dirs, pid_alive, work_dir  # noqa: F401 (work_dir: the exporters' import site)
 
 MARKER_NAME = ".embedrt-files.json"
 KINDS = {"text": "text export", "image": "image export", "triton": "Triton model repository"}
 _STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<what>partial|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")  # without the suffix: left by older versions
-_WORK_DIR = re.compile(r"^embedrt-(?:fp32|build|int8|triton)-(?P<pid>\d+)-")
 # What exports written before the marker existed hold: the manifest, the graph, tokenizer files.
 _LEGACY_EXPORT_FILE = re.compile(
     r"^(embedrt\.json|model\.onnx(\.data)?|model\.plan|tokenizer.*|special_tokens_map\.json|vocab.*|merges\.txt|added_tokens\.json|chat_template\.jinja|.*\.model|references?\..*)$"
@@ -145,12 +143,6 @@ def _write_marker(tmp: Path, kind: str) -> None:
     (tmp / MARKER_NAME).write_text(json.dumps({"written_by": "embedrt", "kind": kind, "files": files}, indent=1), encoding="utf-8")
 
 
-def work_dir(stage: str) -> tempfile.TemporaryDirectory:
-    """A temporary dir for one export stage ('fp32', 'build', 'int8', 'triton'), named with this PID so that
-    clean_stale_staging() can remove it if this process is killed."""
-    return tempfile.TemporaryDirectory(prefix=f"embedrt-{stage}-{os.getpid()}-")
-
-
 def clean_stale_staging(parent: Path) -> list[Path]:
     """Remove what killed runs left: hidden staging dirs in `parent` and work dirs in the temp dir, whose PID is dead.
 
@@ -171,17 +163,6 @@ def clean_stale_staging(parent: Path) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
         done.append(path)
     return done + clean_stale_work_dirs()
-
-
-def clean_stale_work_dirs() -> list[Path]:
-    """Remove the work_dir()s of dead processes from the temp dir; returns them."""
-    done = []
-    for path in _children(Path(tempfile.gettempdir())):
-        match = _WORK_DIR.match(path.name)
-        if match and path.is_dir() and not path.is_symlink() and not pid_alive(int(match["pid"])):
-            shutil.rmtree(path, ignore_errors=True)
-            done.append(path)
-    return done
 
 
 def _children(parent: Path) -> list[Path]:

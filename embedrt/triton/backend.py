@@ -8,6 +8,7 @@ the server's dynamic batcher can merge them.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from typing import Any, Sequence
@@ -141,6 +142,11 @@ class TritonBackend:
                 raise self._error(message, str(exc.status()), what) from None
             except TimeoutError as exc:  # not retried: a slow model stays slow
                 raise self._error(f"timed out ({exc})", "timeout", what) from None
+            except http.client.HTTPException as exc:  # not retried: the server went away while it held the request
+                raise TritonError(
+                    f"Triton at {self.protocol}://{self.url} closed the connection while model {self.model!r} had {what} "
+                    f"({type(exc).__name__}: {exc}); the server stopped or crashed: its log says why."
+                ) from None
             except (ConnectionError, OSError) as exc:  # the HTTP client's socket errors
                 if attempt < self.retries:
                     time.sleep(self.retry_wait_s * 2**attempt)

@@ -103,11 +103,12 @@ class TritonEmbedder:
         texts = check_texts(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        encoded = [_utf8(i, text) for i, text in enumerate(texts)]  # before any request: a bad text fails the call, not a part of it
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths together: less padding per request
         size = min(INPUTS_PER_REQUEST, self.backend.max_batch_size)
         batches, vectors, truncated = [], [], []
         for chunk in iter_chunks(order, size):
-            strings = np.array([[texts[i].encode("utf-8")] for i in chunk], dtype=object)
+            strings = np.array([[encoded[i]] for i in chunk], dtype=object)
             out = self.backend.infer({TEXT_INPUT: strings}, [SENTENCE_OUTPUT, TRUNCATED_OUTPUT])
             batches.append(chunk)
             vectors.append(out[SENTENCE_OUTPUT].astype(np.float32, copy=False))
@@ -146,6 +147,16 @@ class TritonEmbedder:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _utf8(index: int, text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"texts[{index}] holds {text[exc.start:exc.end]!r} at character {exc.start}, a lone surrogate that is not valid text "
+            "(often bytes decoded with errors='surrogateescape'); decode the input as UTF-8 (errors='replace') or drop it."
+        ) from None
 
 
 def _image_bytes(index: int, item: Any) -> bytes:
