@@ -64,17 +64,26 @@ class ParquetParts(PartFormat):
         if chunk.texts is not None:
             columns.append(pa.array(chunk.texts, type=pa.string()))
         columns.append(pa.FixedSizeListArray.from_arrays(pa.array(vectors, type=pa.float32()), self.dim))
-        pa.parquet.write_table(pa.Table.from_arrays(columns, schema=schema), path)
+        table = pa.Table.from_arrays(columns, schema=schema)
+        pa.parquet.write_table(table, path, **self.writer_options(table.schema))
+        pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages otherwise, and peak memory creeps up with the row count
+
+    @staticmethod
+    def writer_options(schema) -> dict:
+        # a dictionary of float vectors is a large hash table that never pays: only ids and texts repeat
+        return {"use_dictionary": [name for name in schema.names if name != VECTOR_COLUMN], "write_statistics": [n for n in schema.names if n != VECTOR_COLUMN]}
 
     def assemble(self, parts: Sequence[Path], rows: int, path: Path) -> None:
         pa = pyarrow()
         writer = None
         try:
             for part in parts:
-                table = pa.parquet.read_table(part)
+                source = pa.parquet.ParquetFile(part)
                 if writer is None:
-                    writer = pa.parquet.ParquetWriter(path, table.schema)
-                writer.write_table(table)
+                    writer = pa.parquet.ParquetWriter(path, source.schema_arrow, **self.writer_options(source.schema_arrow))
+                for batch in source.iter_batches(batch_size=COPY_ROWS, use_threads=False):  # threads' heaps would keep ~50 MB more
+                    writer.write_batch(batch)
+                pa.default_memory_pool().release_unused()
             if writer is None:  # no rows at all: still a valid, empty file
                 writer = pa.parquet.ParquetWriter(path, self.schema(False))
         finally:
