@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     text.add_argument("--no-pool-in-graph", dest="pool_in_graph", action="store_false", help="export token_embeddings only; the runtime pools")
     text.add_argument("--opset", type=int, default=17)
     add_precision_arguments(text)
-    text.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    text.add_argument("--overwrite", action="store_true", help="replace an earlier embedrt export of the same kind at --out (never other files, nor a source dir)")
     text.set_defaults(func=run_text)
     add_image_parser(kinds)
     add_module_parser(kinds)
@@ -38,7 +38,7 @@ def add_image_parser(kinds: argparse._SubParsersAction) -> None:
     image.add_argument("--normalize", action="store_true", help="L2-normalise the vectors inside the graph")
     image.add_argument("--opset", type=int, default=17)
     add_precision_arguments(image)
-    image.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    image.add_argument("--overwrite", action="store_true", help="replace an earlier embedrt export of the same kind at --out (never other files, nor a source dir)")
     image.set_defaults(func=run_image)
 
 

@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("export_dir", metavar="DIR", help="an fp32 export dir (from `embedrt export`)")
     p.add_argument("--out", required=True, metavar="DIR2")
     add_precision_arguments(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier embedrt export of the same kind at --out (never other files, nor a source dir)")
     p.set_defaults(func=run)
 
 

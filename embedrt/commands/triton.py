@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--pad-multiple", type=int, default=16, help="token ids are padded to a multiple of this")
     build.add_argument("--tensorrt-accelerator", action="store_true", help="onnxruntime backend: use its TensorRT accelerator")
     build.add_argument("--fp32", dest="fp16", action="store_false", help="TensorRT accelerator in FP32 (default FP16)")
-    build.add_argument("--overwrite", action="store_true", help="replace an existing repository")
+    build.add_argument("--overwrite", action="store_true", help="replace a repository written earlier by `embedrt triton build` (never other files)")
     build.set_defaults(func=run_build)
 
     serve = tsub.add_parser("serve", help="run a local tritonserver (nvidia-pytriton wheel) on a repository until Ctrl-C")

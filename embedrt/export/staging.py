@@ -21,7 +21,7 @@ from embedrt.errors import ExportError
 from embedrt.processes import clean_stale_work_dirs, pid_alive, work_dir  # noqa: F401 (work_dir: the exporters' import site)
 
 MARKER_NAME = ".embedrt-files.json"
-KINDS = {"text": "text export", "image": "image export", "triton": "Triton model repository"}
+KINDS = {"text": "text export", "image": "image export", "features": "features export", "triton": "Triton model repository"}
 _STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<what>partial|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")  # without the suffix: left by older versions
 # What exports written before the marker existed hold: the manifest, the graph, tokenizer files.
 _LEGACY_EXPORT_FILE = re.compile(
