@@ -108,6 +108,14 @@ def test_a_second_serve_on_taken_ports_fails_clearly_and_the_first_keeps_serving
     assert slow_server.is_ready() and slow_server.process.poll() is None
 
 
+@pytest.mark.parametrize("host, says", [("192.0.2.1", "no interface of this machine has this address"), ("no-such-host.invalid", "not an address")])
+def test_a_host_this_machine_does_not_have_is_refused_before_the_start(tmp_path, host, says):
+    server = TritonServer(slow_model_repository(tmp_path / "repo"), host=host, http_port=free_ports(1)[0])
+    with pytest.raises(TritonError, match=f"--host {host}: {says}"):
+        server.start()
+    assert server.process is None
+
+
 def test_a_model_without_model_py_fails_fast_with_the_servers_own_line(tmp_path, slow_env):
     repo = slow_model_repository(tmp_path / "repo")
     (repo / "slow" / "1" / "model.py").unlink()

@@ -19,6 +19,7 @@ What it takes, as found with nvidia-pytriton 0.7.0 (tritonserver 2.51):
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import re
 import shutil
@@ -230,7 +231,11 @@ class TritonServer:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a closed socket's TIME_WAIT is no owner
                 try:
                     probe.bind((self.host, port))
+                except (socket.gaierror, UnicodeError) as exc:
+                    raise TritonError(f"--host {self.host}: not an address ({exc}); give an IP address of this machine, e.g. 127.0.0.1 or 0.0.0.0.") from None
                 except OSError as exc:
+                    if exc.errno == errno.EADDRNOTAVAIL:
+                        raise TritonError(f"--host {self.host}: no interface of this machine has this address; give one it has, e.g. 127.0.0.1 or 0.0.0.0.") from None
                     raise TritonError(
                         f"{option} {port} on {self.host} cannot be used ({exc.strerror or exc}); another server is probably listening there. "
                         f"Choose free ports ({', '.join(self.ports)}) or stop the other server."
