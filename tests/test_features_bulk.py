@@ -70,3 +70,15 @@ def test_a_csv_input_is_refused_before_the_model_loads(user, tmp_path):
     (tmp_path / "users.csv").write_text("user_id\n1\n")
     with pytest.raises(InputError, match=r"feature rows come from a \.jsonl or \.parquet file"):
         embed(str(model), "--input", str(tmp_path / "users.csv"), "--output", str(tmp_path / "out.parquet"))
+
+
+def test_embedrt_embed_cli_takes_a_feature_model(user, tmp_path):
+    import subprocess
+    import sys
+
+    model, data = user
+    (tmp_path / "users.jsonl").write_text("".join(json.dumps(r) + "\n" for r in user_records(data, 5)))
+    result = subprocess.run([sys.executable, "-m", "embedrt.cli", "embed", str(model), "--input", str(tmp_path / "users.jsonl"),
+                             "--output", str(tmp_path / "out.npy")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), embedrt.load(model).embed(data.user_rows(np.arange(5))), atol=1e-6)

@@ -31,3 +31,15 @@ def run_features(args: argparse.Namespace) -> int:
 
     embedder = embedrt.load(model_path, device=args.device)
     return finish(job, source, feature_embedding(embedder), args, "row", embedder.dim)
+
+
+def is_feature_model(model: str) -> bool:
+    """Whether MODEL is a features export; an unreadable MODEL is False here and reported by the path that loads it."""
+    from embedrt.default_model import resolve_model
+    from embedrt.errors import EmbedrtError
+    from embedrt.manifest import read_manifest
+
+    try:
+        return read_manifest(resolve_model(model)).modality == "features"
+    except EmbedrtError:
+        return False
