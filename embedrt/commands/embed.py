@@ -42,10 +42,18 @@ def run(args: argparse.Namespace) -> int:
         from embedrt.commands.embed_ray import run_ray
 
         return run_ray(args)
+    from embedrt.commands.embed_features import is_feature_model, run_features
+
+    if is_feature_model(args.model):
+        return run_features(args)
     if args.images:
         from embedrt.commands.embed_images import run_images
 
         return run_images(args)
+    from embedrt.commands.embed_features import is_feature_model, run_features
+
+    if is_feature_model(args.model):
+        return run_features(args)
     from embedrt.bulk.embedding import text_embedding
     from embedrt.bulk.job import check_output
     from embedrt.bulk.sources import TextArguments, open_text_file
