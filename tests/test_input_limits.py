@@ -162,3 +162,10 @@ def test_max_pixels_is_an_option_of_the_embedder(resnet18_dir):
     for bad in (0, True, 1e9):
         with pytest.raises(EmbedrtError, match=r"max_pixels=.*: give the most pixels an image may have"):
             embedrt.ImageEmbedder(resnet18_dir, max_pixels=bad, verify="off")
+
+
+def test_past_pillows_own_limit_the_error_says_to_raise_both_limits(resnet18_dir, tmp_path):
+    embedder = embedrt.ImageEmbedder(resnet18_dir, max_pixels=300_000_000)
+    huge = bomb_png(tmp_path / "huge.png", side=14_000)  # 196 million pixels: past twice Pillow's 89.5 million
+    with pytest.raises(InputError, match=r"images\[0\] .*huge\.png: too many pixels for Pillow \(.*\); to take it, raise PIL\.Image\.MAX_IMAGE_PIXELS as well as max_pixels"):
+        embedder.embed([huge])

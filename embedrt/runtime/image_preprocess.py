@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 10,000 x 10,000 (300 MB as RGB); Pillow only warns up to 179M, a 420 KB PNG can hold 144M
+_SPACE = re.compile(r"\s")
 _NAME_CHARS = 120  # a path longer than this is shortened in messages (a whole text passed as a path)
 
 ImageInput = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray
@@ -105,7 +107,7 @@ def _read_file(item: str | os.PathLike) -> bytes:
 def _text_hint(item: str | os.PathLike) -> str:
     """For a str that reads like text, not a path: say that this is an image model."""
     name = os.fspath(item)
-    if not isinstance(name, str) or not (any(c.isspace() for c in name) and Path(name[:255]).suffix.lower() not in Image.registered_extensions()):
+    if not isinstance(name, str) or _SPACE.search(name) is None or Path(name[:255]).suffix.lower() in Image.registered_extensions():
         return ""
     return "; this is an image export: give image files, bytes, PIL images or arrays (text needs a text export)"
 
@@ -118,7 +120,7 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         raise InputError("not an image Pillow can read (unknown format)") from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"too many pixels ({exc}); embedrt takes at most max_pixels={max_pixels:,}") from None
+        raise InputError(f"too many pixels for Pillow ({exc}); to take it, raise PIL.Image.MAX_IMAGE_PIXELS as well as max_pixels") from None
     _check_size(image.width, image.height, max_pixels)  # from the header, before decoding a bomb
     try:
         image.load()  # decode now: truncation and corruption surface here, not later
