@@ -138,3 +138,12 @@ def test_a_full_disk_is_refused_up_front_or_mid_job_and_the_same_command_resumes
     assert "resumed after" in result.stderr
     assert "rows 600 True" in result.stdout
     np.testing.assert_allclose(np.load(tmp_path / "v.npy"), small_text.embed(texts), atol=1e-6)
+
+
+def test_an_existing_file_at_output_is_kept_and_nothing_is_left_beside_it(small_text_dir, tmp_path):
+    (tmp_path / "in.txt").write_text("hello\n")
+    out = tmp_path / "mine.npy"
+    out.write_bytes(b"the user's own file")
+    result = embedrt_cli("embed", small_text_dir, "--input", tmp_path / "in.txt", "--output", out)
+    assert result.returncode == 2 and f"--output {out} exists and no unfinished job is writing it; pass --overwrite" in result.stderr
+    assert out.read_bytes() == b"the user's own file" and sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "mine.npy"]

@@ -76,7 +76,20 @@ class BulkJob:
     def open(self) -> bool:
         """Lock the output and read its journal; True when the job is already finished (nothing to do)."""
         check_output(self.output)
+        existed = self.work.path.is_dir()
         self.work.lock()
+        try:
+            finished = self._open()
+        except BaseException:
+            self.work.unlock()
+            if not existed:  # refused before any work: leave no empty work dir behind
+                self.work.delete()
+            raise
+        if finished:
+            self.work.unlock()
+        return finished
+
+    def _open(self) -> bool:
         journal = self.work.load()
         if self.overwrite:
             journal = None
@@ -85,12 +98,10 @@ class BulkJob:
                 if stale.is_file() and not stale.is_symlink():
                     stale.unlink()
         elif journal is None and self.output.exists():
-            self.work.unlock()
             raise InputError(f"--output {self.output} exists and no unfinished job is writing it; pass --overwrite to replace it.")
         elif journal is not None:
             changed = _changes(journal["fingerprint"], self.fingerprint)
             if changed:
-                self.work.unlock()
                 state = "a finished" if journal.get("finished") else "an unfinished"
                 raise InputError(
                     f"--output {self.output}: {state} job wrote it with a different {'; '.join(changed)}. Run the same "
@@ -99,7 +110,6 @@ class BulkJob:
             if journal.get("finished") and self.output.is_file():
                 return True
             if journal.get("finished"):
-                self.work.unlock()
                 raise InputError(f"--output {self.output}: the job finished but the file is gone; pass --overwrite to embed again.")
         self.journal = journal or {"fingerprint": self.fingerprint, "chunks": [], "input_done": False, "finished": False}
         self.work.remove_parts(keep=len(self.journal["chunks"]))
@@ -116,7 +126,6 @@ class BulkJob:
         needed = per_row * (max(0, self.source.total - done) + self.source.total)  # the parts, then the assembled copy
         free = shutil.disk_usage(self.work.path).free
         if needed > free:
-            self.work.unlock()
             raise InputError(
                 f"--output {self.output}: about {needed / 1e6:.1f} MB are needed (the parts, then the assembled file) and "
                 f"the device has {free / 1e6:.1f} MB free; free some space or choose another --output."

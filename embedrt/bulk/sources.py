@@ -216,7 +216,7 @@ class ParquetTable(FileSource):
         pa = pyarrow()
         columns = [c for c in (self.text_column, self.id_column) if c]
         index = 0
-        for batch in _arrow_batches(self._file.iter_batches(batch_size=ARROW_BLOCK_ROWS, columns=columns), self.path):
+        for batch in _arrow_batches(self._file.iter_batches(batch_size=ARROW_BLOCK_ROWS, columns=columns, use_threads=False), self.path):
             text_column = batch.column(self.text_column)
             if not (pa.types.is_binary(text_column.type) or pa.types.is_large_binary(text_column.type)):
                 text_column = text_column.cast(pa.large_binary())  # zero-copy; decoded per row so bad UTF-8 names its row
