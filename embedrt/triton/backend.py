@@ -62,11 +62,12 @@ class TritonBackend:
         self.pad_multiple = int(params["embedrt_pad_multiple"]) if "embedrt_pad_multiple" in params else None
         self.pad_token_id = int(params.get("embedrt_pad_token_id") or 0)
         self.max_length = int(params.get("embedrt_max_length") or 0)
+        self.max_batch_rows = int(params.get("embedrt_max_batch_rows") or 0)  # models Triton does not batch (feature rows)
 
     # -- Backend interface --------------------------------------------------------------------------
     @property
     def max_batch_size(self) -> int:
-        return int(self.config.get("max_batch_size") or 1)
+        return int(self.config.get("max_batch_size") or self.max_batch_rows or 1)
 
     @property
     def providers(self) -> list[str]:

@@ -52,6 +52,10 @@ class TritonEmbedder:
                 from embedrt.runtime.text import TextEmbedder
 
                 self.local = TextEmbedder(path, backend=backend, truncate=truncate, **embedder_options)
+            elif manifest.modality == "features":
+                from embedrt.runtime.features import FeatureEmbedder
+
+                self.local = FeatureEmbedder(path, backend=backend, **embedder_options)
             else:
                 from embedrt.runtime.image import ImageEmbedder
 

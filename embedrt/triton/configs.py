@@ -68,9 +68,9 @@ def data_type(dtype: str) -> Enum:
         raise EmbedrtError(f"dtype {dtype!r} has no Triton type here (known: {', '.join(_TYPES)}).") from None
 
 
-def tensor(spec: TensorSpec) -> dict[str, Any]:
-    """A config input/output: the batch axis is Triton's (max_batch_size > 0), symbolic axes are -1."""
-    dims = [d if isinstance(d, int) else -1 for d in spec.shape[1:]]
+def tensor(spec: TensorSpec, *, batched: bool = True) -> dict[str, Any]:
+    """A config input/output: the batch axis is Triton's (max_batch_size > 0) unless not `batched`; symbolic axes are -1."""
+    dims = [d if isinstance(d, int) else -1 for d in (spec.shape[1:] if batched else spec.shape)]
     return {"name": spec.name, "data_type": data_type(spec.dtype), "dims": dims}
 
 
@@ -85,7 +85,9 @@ def _dynamic_batching(options: ServingOptions, max_batch: int) -> dict[str, Any]
 
 def encoder_config(name: str, manifest: Manifest, options: ServingOptions) -> dict[str, Any]:
     max_batch = options.batch_size(manifest)
-    config: dict[str, Any] = {"name": name, "max_batch_size": max_batch}
+    # Feature rows: an id list's flat ids and offsets cannot be merged along axis 0, so the client sends whole batches.
+    batched = manifest.modality != "features"
+    config: dict[str, Any] = {"name": name, "max_batch_size": max_batch if batched else 0}
     if options.backend == "python":
         config["backend"] = "python"
     elif options.backend == "onnxruntime":
@@ -94,19 +96,22 @@ def encoder_config(name: str, manifest: Manifest, options: ServingOptions) -> di
     else:
         config["platform"] = "tensorrt_plan"
         config["default_model_filename"] = "model.plan"
-    config["input"] = [tensor(t) for t in manifest.inputs]
+    config["input"] = [tensor(t, batched=batched) for t in manifest.inputs]
     if options.backend == "python" and manifest.text is not None:
         for item in config["input"]:  # any lengths merge; the python encoder re-batches rows by length (ragged batching)
             item["allow_ragged_batch"] = True
-    config["output"] = [tensor(t) for t in manifest.outputs]
+    config["output"] = [tensor(t, batched=batched) for t in manifest.outputs]
     config["instance_group"] = _instance_group(options, options.on_gpu)
-    config["dynamic_batching"] = _dynamic_batching(options, max_batch)
+    if batched:
+        config["dynamic_batching"] = _dynamic_batching(options, max_batch)
     if options.tensorrt_accelerator:
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [_tensorrt_accelerator(manifest, options, max_batch)]}}
     # What a client needs to pad token ids the way the tokenizer model does (embedrt.triton.backend reads them).
     extra = {"embedrt_modality": manifest.modality, "embedrt_model_sha256": manifest.model_file.get("sha256", "")}
     if options.backend == "python":
         extra["ort_allow_spinning"] = int(options.spinning)
+    if not batched:
+        extra["embedrt_max_batch_rows"] = max_batch
     if manifest.text is not None:
         extra.update(embedrt_pad_multiple=options.pad_multiple, embedrt_pad_token_id=manifest.text.pad_token_id, embedrt_max_length=manifest.text.max_length)
     config["parameters"] = parameters(extra)

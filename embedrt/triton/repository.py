@@ -56,6 +56,8 @@ def build_repository(
         for model_name, export_dir, manifest in models:
             if manifest.modality == "text":
                 _text_models(tmp, model_name, export_dir, manifest, options)
+            elif manifest.modality == "features":  # rows are checked by the client (TritonEmbedder path=): the encoder alone
+                _encoder(tmp, model_name, export_dir, manifest, options)
             else:
                 _image_models(tmp, model_name, export_dir, manifest, options)
     return Path(out)

@@ -36,6 +36,7 @@ class TritonPythonModel:
         self.inputs = [i["name"] for i in config["input"]]
         self.pad_token_id = int(params.get("embedrt_pad_token_id", 0))
         self.max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS["cuda" if gpu else "cpu"]
+        self.unbatched = int(config["max_batch_size"]) == 0
         self.ragged = "attention_mask" in self.inputs and any(i.get("allow_ragged_batch") for i in config["input"])
 
     def execute(self, requests):
@@ -45,6 +46,8 @@ class TritonPythonModel:
         return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, a) for n, a in out.items()]) for out in outputs]
 
     def _run_fixed(self, arrays, wanted):
+        if self.unbatched:  # feature rows: each request is a whole batch (an id list's offsets are its own)
+            return [self.backend.run(a, w) for a, w in zip(arrays, wanted)]
         names = sorted({n for w in wanted for n in w})
         result = self.backend.run({n: np.concatenate([a[n] for a in arrays]) for n in self.inputs}, names)
         bounds = np.cumsum([0] + [len(a[self.inputs[0]]) for a in arrays])
