@@ -99,6 +99,11 @@ def test_an_earlier_export_with_a_users_file_added_is_refused(tmp_path, distil, 
     with pytest.raises(ExportError, match=r"holds files embedrt did not write there \(results.csv\)"):
         export_text(distil, out, overwrite=True)
     assert (out / "results.csv").read_text() == "my results"
+    (out / "results.csv").unlink()
+    (out / "runs" / "empty").mkdir(parents=True)  # dirs count too, even empty ones
+    with pytest.raises(ExportError, match=r"did not write there \(runs/, runs/empty/\)"):
+        export_text(distil, out, overwrite=True)
+    assert (out / "runs" / "empty").is_dir()
 
 
 def test_an_export_of_another_kind_is_not_replaced(tmp_path, distil, distil_export):
@@ -145,6 +150,10 @@ def test_triton_build_replaces_only_an_earlier_repository_and_names_repository(t
     assert result.returncode == 2 and "--repository" in result.stderr and "--out" not in result.stderr
     assert (user / "thesis.tex").read_text() == "mine"
     repo = build_repository([distil_export], tmp_path / "repo", name="first")
+    (repo / "mine").mkdir()
+    with pytest.raises(ExportError, match=r"did not write there \(mine/\)"):
+        build_repository([distil_export], repo, name="second", overwrite=True)
+    (repo / "mine").rmdir()
     build_repository([distil_export], repo, name="second", overwrite=True)
     assert sorted(p.name for p in repo.iterdir()) == [MARKER_NAME, "second", "second_encoder", "second_tokenizer"]
 

@@ -103,21 +103,25 @@ def check_not_precious(out: Path, sources: Iterable[str | os.PathLike], option: 
 
 def _not_ours(out: Path, kind: str) -> str:
     """Why `out` is not an earlier `kind` written by embedrt ('' when it is)."""
-    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() or p.is_symlink()}
+    paths = list(out.rglob("*"))
+    files = {p.relative_to(out).as_posix() for p in paths if p.is_file() or p.is_symlink()}
+    dirs = {p.relative_to(out).as_posix() + "/" for p in paths if p.is_dir() and not p.is_symlink()}
     marker = out / MARKER_NAME
     if marker.is_file():
         try:
             record = json.loads(marker.read_text(encoding="utf-8"))
             recorded_kind, recorded = record["kind"], set(record["files"])
-        except (ValueError, KeyError, TypeError):
+            holding = {parent.as_posix() + "/" for name in recorded for parent in Path(name).parents if parent != Path(".")}
+            holding |= {d.rstrip("/") + "/" for d in record.get("dirs", [])}  # empty ones too (an ensemble's version dir)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return f"its {MARKER_NAME} is unreadable"
         if recorded_kind != kind:
             return f"it is a {KINDS.get(recorded_kind, recorded_kind)}"
-        foreign = sorted(files - recorded - {MARKER_NAME})
+        foreign = sorted((files - recorded - {MARKER_NAME}) | (dirs - holding))
     elif kind == "triton":
         return f"it has no {MARKER_NAME} (the mark of a repository `embedrt triton build` wrote)"
     else:
-        foreign = sorted(f for f in files if not _LEGACY_EXPORT_FILE.match(f))
+        foreign = sorted({f for f in files if not _LEGACY_EXPORT_FILE.match(f)} | dirs)  # exports are flat
     if kind != "triton":
         modality = _manifest_modality(out)
         if modality != kind:
@@ -139,8 +143,11 @@ def _manifest_modality(out: Path) -> str | None:
 
 
 def _write_marker(tmp: Path, kind: str) -> None:
-    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file() and p.name != MARKER_NAME)
-    (tmp / MARKER_NAME).write_text(json.dumps({"written_by": "embedrt", "kind": kind, "files": files}, indent=1), encoding="utf-8")
+    paths = list(tmp.rglob("*"))
+    files = sorted(p.relative_to(tmp).as_posix() for p in paths if p.is_file() and p.name != MARKER_NAME)
+    dirs = sorted(p.relative_to(tmp).as_posix() for p in paths if p.is_dir())
+    record = {"written_by": "embedrt", "kind": kind, "files": files, "dirs": dirs}
+    (tmp / MARKER_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def clean_stale_staging(parent: Path) -> list[Path]:
