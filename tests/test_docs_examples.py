@@ -222,3 +222,39 @@ def test_pages_quoting_headline_figures_name_the_cpu_they_were_measured_on():
     for page in sorted({p for pages in HEADLINES.values() for p in pages}):
         text = (ROOT / page).read_text(encoding="utf-8")
         assert "AVX-512 VNNI" in text and "AVX2" in text, f"{page}: say the figures are from an AVX-512 VNNI CPU and differ on AVX2-only ones"
+
+
+# -- the README's links: the site checks links between docs pages (mkdocs --strict); this checks the README's --
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def heading_anchors(page: Path) -> set[str]:
+    """Anchors of a page's headings as GitHub and MkDocs' toc both make them: lower case, punctuation dropped, spaces to -."""
+    anchors, fenced = set(), False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"\s+", "-", re.sub(r"[^\w\s-]", "", title)))
+    return anchors
+
+
+def test_every_readme_link_reaches_a_file_and_its_heading():
+    readme = ROOT / "README.md"
+    links = [m["target"] for m in _LINK.finditer(readme.read_text(encoding="utf-8")) if "://" not in m["target"]]
+    assert links, "the README links to its guides"
+    for target in links:
+        path, _, anchor = target.partition("#")
+        file = ROOT / path
+        assert file.is_file(), f"README.md links to {target}: no such file"
+        if anchor:
+            assert anchor in heading_anchors(file), f"README.md links to {target}: {path} has no heading with that anchor"
+
+
+def test_the_readme_answers_the_three_first_questions_in_one_click():
+    """Serve a model, pick a precision, device="cuda" fails: each a direct link from the README's front page."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for target in ("docs/precision.md#how-to-choose", "docs/troubleshooting.md#devicecuda-fails"):
+        assert f"]({target})" in text
+    assert re.search(r"serve a model\?\*.*\]\(docs/(serving|triton)\.md", text), "the README links 'how do I serve a model' to a guide"
