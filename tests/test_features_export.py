@@ -126,6 +126,20 @@ def test_a_max_bag_whose_onnx_graph_breaks_on_empty_lists_is_refused_naming_the_
     assert not (tmp_path / "maxbag").exists()
 
 
+def test_padded_id_lists_and_a_dict_output_picked_by_key(tmp_path):
+    model = PaddedModel().eval()
+    rows = {"tags": [[1, 2, 3], [], [4], list(range(1, 40))]}
+    out = export_module(model, tmp_path / "padded", rows, columns=[{"name": "tags", "kind": "id_list", "layout": "padded"}], output="embedding")
+    column = json.loads((out / "embedrt.json").read_text())["features"]["columns"][0]
+    assert column["layout"] == "padded" and column["num_embeddings"] == 50
+    embedder = embedrt.load(out)
+    for row in rows["tags"]:  # alone (no padding) and in a batch padded to 39 give the same vector
+        with torch.no_grad():
+            expected = model(torch.tensor([row or [0]], dtype=torch.int64))["embedding"].numpy()
+        np.testing.assert_allclose(embedder.embed({"tags": [row]}), expected, atol=1e-6)
+    np.testing.assert_allclose(embedder.embed(rows)[0], embedder.embed({"tags": [[1, 2, 3]]})[0], atol=1e-6)
+
+
 def test_an_id_that_reaches_no_table_unchanged_needs_a_declared_range(tmp_path):
     example = {"ids": np.arange(20, dtype=np.int64)}
     with pytest.raises(ExportError, match="input 'ids'.*declare its num_embeddings"):
