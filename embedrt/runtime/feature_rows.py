@@ -56,11 +56,22 @@ class CheckedRows:
     columns: tuple[CheckedColumn, ...]
     n: int
 
+    def take(self, rows: slice) -> "CheckedRows":
+        """Rows start .. stop - 1 (step 1) as their own CheckedRows."""
+        return CheckedRows(tuple(_take(c, rows) for c in self.columns), rows.stop - rows.start)
+
     def feeds(self, max_batch_size: int) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
         """(rows, engine feed) per batch of at most max_batch_size rows, in the rows' order."""
         for start in range(0, self.n, max_batch_size):
             rows = slice(start, min(start + max_batch_size, self.n))
             yield rows, {name: array for c in self.columns for name, array in _feed(c, rows).items()}
+
+
+def _take(c: CheckedColumn, rows: slice) -> CheckedColumn:
+    if c.starts is None:
+        return CheckedColumn(c.column, c.values[rows])
+    starts = c.starts[rows.start : rows.stop + 1]
+    return CheckedColumn(c.column, c.values[starts[0] : starts[-1]], starts - starts[0])
 
 
 def _feed(checked: CheckedColumn, rows: slice) -> dict[str, np.ndarray]:
