@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from embedrt.errors import ExportError, ParityError
-from embedrt.export import staging
 from embedrt.export.dense_int8 import quantize_dense_int8
 from embedrt.export.embedding_bag import with_cumsum_bags
 from embedrt.export.feature_columns import (
@@ -49,8 +48,6 @@ PARITY_BATCHES = (1, 7, 64, 184)  # rows per engine call: batch 1 and odd sizes 
 MAX_BATCH_SIZE = 4096
 PRECISIONS = ("fp32", "int8")
 REFERENCE_ROWS = 8  # parity rows kept in the export dir for the self-check on load (the first two hold the id edges)
-
-staging.KINDS.setdefault("features", "features export")  # until embedrt.export.staging lists this modality itself
 
 
 class FeatureEncoderGraph(torch.nn.Module):
