@@ -140,6 +140,11 @@ def test_padded_id_lists_and_a_dict_output_picked_by_key(tmp_path):
     np.testing.assert_allclose(embedder.embed(rows)[0], embedder.embed({"tags": [[1, 2, 3]]})[0], atol=1e-6)
 
 
+def test_a_dict_output_without_its_key_is_refused_naming_the_keys(tmp_path):
+    with pytest.raises(ExportError, match=r"forward returned a dict with keys \['embedding', 'logits'\]; pass output=KEY"):
+        export_module(PaddedModel(), tmp_path / "nokey", {"tags": [[1, 2]]}, columns=[{"name": "tags", "kind": "id_list", "layout": "padded"}])
+
+
 def test_an_id_that_reaches_no_table_unchanged_needs_a_declared_range(tmp_path):
     example = {"ids": np.arange(20, dtype=np.int64)}
     with pytest.raises(ExportError, match="input 'ids'.*declare its num_embeddings"):

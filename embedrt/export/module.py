@@ -63,6 +63,8 @@ class FeatureEncoderGraph(torch.nn.Module):
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         out = self.module(**dict(zip(self.input_names, tensors)))
         if isinstance(out, Mapping):
+            if self.output not in out:
+                raise ExportError(f"forward returned a dict with keys {sorted(out)}; pass output=KEY (--output KEY) naming the embedding.")
             out = out[self.output]
         return l2_normalize(out) if self.normalize else out
 
@@ -151,7 +153,6 @@ def export_module(
     return out
 
 
-# -- the columns ------------------------------------------------------------------------------------
 # -- parity rows ------------------------------------------------------------------------------------
 def parity_rows(cols: Sequence[FeatureColumn], example: CheckedRows | None, *, n: int = PARITY_ROWS, seed: int = 0) -> CheckedRows:
     """Rows drawn from the specs: ids over 0 .. num_embeddings - 1 (both ends included), id lists of 0 .. 2x the example's
