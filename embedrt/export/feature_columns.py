@@ -21,7 +21,7 @@ def forward_names(module: torch.nn.Module) -> tuple[str, ...]:
     return tuple(p.name for p in params)
 
 
-def declare_columns(declared: Sequence[Any], example: Mapping[str, Any], names: Sequence[str]) -> list[FeatureColumn]:
+def declare_columns(declared: Sequence[Any], names: Sequence[str]) -> list[FeatureColumn]:
     """FeatureColumn specs from declarations (dataclasses or dicts, as inputs.json holds them), defaults filled in."""
     cols = []
     for i, d in enumerate(declared):
@@ -58,7 +58,7 @@ def infer_columns(example: Mapping[str, Any], names: Sequence[str]) -> list[Feat
             raise ExportError(f"forward takes {name!r} but the example inputs have no such column; give one (or declare the columns).")
         value = example[name]
         array = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value) if _regular(value) else None
-        if f"{name}_offsets" in example or array is None:
+        if f"{name}_offsets" in example or f"{name}_offsets" in names or array is None:
             layout = "offsets" if f"{name}_offsets" in names else "padded"
             dtype = str(array.dtype) if array is not None and array.dtype.kind == "i" else "int64"
             cols.append(FeatureColumn(name, "id_list", dtype, (), layout=layout))

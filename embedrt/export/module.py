@@ -100,7 +100,7 @@ def export_module(
     names = forward_names(module)
     declared = columns if columns is not None else getattr(module, "embedrt_inputs", None)
     example = dict(example_inputs if example_inputs is not None else getattr(module, "embedrt_example", None) or {})
-    cols = declare_columns(declared, example, names) if declared is not None else infer_columns(example, names)
+    cols = declare_columns(declared, names) if declared is not None else infer_columns(example, names)
     example_rows = example_as_rows(example, cols) if example else None
     cols = with_table_ranges(module, cols, names, example_rows)
     check_graph_names(cols, names)
