@@ -1,38 +1,65 @@
 # Quickstart:  `make demo` (set up, export the bundled model, embed, print similarities)
 #              `make test` (set up, run the whole test suite)
+# Both install from the committed lock files (requirements/*.lock): the releases CI tested.
+# `make test-latest` runs the suite on the newest releases pyproject.toml allows; `make lock` then records them.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LOCK := requirements/dev.lock
 # torchvision parity tests run in their own venv: PyPI's torchvision does not import beside torch 2.13.0+cpu
 VISION_VENV ?= .venv-vision
+VISION_LOCK := requirements/vision.lock
+LATEST_VENV ?= .venv-latest
 MODEL_DIR ?= models/all-MiniLM-L6-v2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench setup
+.PHONY: demo test test-latest lock docs bench setup
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev]"
 	touch $@
 
 demo: setup
 	$(BIN)/embedrt export text default --out $(MODEL_DIR) --overwrite
 	$(BIN)/python examples/similarity.py $(MODEL_DIR)
 
-# embedrt vs PyTorch, full suite (README "Benchmarks"); e.g. make bench BENCH_ARGS="--quick"
+# embedrt vs PyTorch, full suite (docs/benchmarks.md); e.g. make bench BENCH_ARGS="--quick"
 bench: setup
 	$(BIN)/embedrt bench --out bench-out $(BENCH_ARGS)
 
-$(VISION_VENV)/.installed: pyproject.toml
+$(VISION_VENV)/.installed: pyproject.toml $(VISION_LOCK)
 	$(PYTHON) -m venv $(VISION_VENV)
 	$(VISION_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VISION_VENV)/bin/python -m pip install --quiet -e ".[torchvision-tests]"
+	$(VISION_VENV)/bin/python -m pip install --quiet -c $(VISION_LOCK) -e ".[torchvision-tests]"
 	touch $@
 
 test: setup $(VISION_VENV)/.installed
 	$(BIN)/python -m pytest tests
 	$(VISION_VENV)/bin/python -m pytest tests/test_image_torchvision.py
+
+# The documentation site, warnings as errors (broken links and references fail the build).
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# A fresh venv with the newest releases the declared ranges allow (no lock), and the whole suite on it.
+$(LATEST_VENV)/.installed: pyproject.toml
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+test-latest: $(LATEST_VENV)/.installed
+	$(LATEST_VENV)/bin/python -m pytest tests
+
+# Refresh the locks: `make test-latest lock` records the releases that just passed (and the vision venv's).
+lock: $(LATEST_VENV)/.installed $(VISION_VENV)/.installed
+	{ echo "# pip constraints for make setup/test: the releases of .venv-latest, written by 'make lock'"; \
+	  $(LATEST_VENV)/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
+	{ echo "# pip constraints for the torchvision tests' venv, written by 'make lock'"; \
+	  $(VISION_VENV)/bin/python -m pip freeze --exclude-editable; } > $(VISION_LOCK)
