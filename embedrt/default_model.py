@@ -33,6 +33,8 @@ def cache_dir() -> Path:
 
 def resolve_model(model: str | os.PathLike) -> Path:
     """An export dir as given, or for `default` the cached export of the default model (exported if absent)."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise EmbedrtError(f"model {model!r} ({type(model).__name__}): give an export dir's path, or 'default'.")
     if str(model) != DEFAULT:
         return Path(model)
     from embedrt.manifest import MANIFEST_NAME

@@ -50,11 +50,13 @@ def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
                         help="graph fusion (attention, skip-layernorm, gelu / conv+activation); default: fuse for int8 text, none otherwise")
     parser.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"), default=None,
                         help="execution provider the engine is built for (recorded; the runtime refuses others)")
+    parser.add_argument("--int8-weights", choices=("auto", "8", "7"), default="auto",
+                        help="int8 weight width: auto asks this CPU's int8 kernel; 7 for engines that will also run on x86 CPUs without VNNI")
 
 
 def engine_options(args: argparse.Namespace) -> dict:
     """The keyword arguments add_precision_arguments() parsed, as the export functions take them."""
-    return {"precision": args.precision, "optimize": args.optimize, "provider": args.provider}
+    return {"precision": args.precision, "optimize": args.optimize, "provider": args.provider, "int8_weights": args.int8_weights}
 
 
 def _export_module():

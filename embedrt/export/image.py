@@ -63,6 +63,7 @@ def export_image(
     precision: str = "fp32",
     optimize: str | None = None,
     provider: str | None = None,
+    int8_weights: str = "auto",
     overwrite: bool = False,
 ) -> Path:
     """Export a ResNet to `out`: 'resnet18'...'resnet152' with `weights` (or `random_init`), or a local HF ResNetModel dir.
@@ -72,7 +73,7 @@ def export_image(
     Runtime's CNN fusions (embedrt.export.precision.plan_engine has the rules and defaults).
     The export fails (and writes nothing) if the precision's parity on the fixed photographs is missed.
     """
-    plan = plan_engine(precision, optimize, provider, modality="image")
+    plan = plan_engine(precision, optimize, provider, modality="image", int8_weights=int8_weights)
     src = read_image_source(source, weights=weights, random_init=random_init, seed=seed)
     graph = ImageEncoderGraph(src.model, normalize).eval()
     out = Path(out)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from embedrt.errors import ExportError
-from embedrt.export.staging import file_digest
+from embedrt.manifest import file_sha256
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def load_module(factory: str, weights: str | os.PathLike | None = None) -> Modul
             module.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:
             raise ExportError(f"--weights {path}: does not fit {factory} ({str(exc).splitlines()[0]}).") from exc
-        record.update(weights=str(path.absolute()), fingerprint=file_digest(path))
+        record.update(weights=str(path.absolute()), fingerprint=file_sha256(path))
     return ModuleSource(module.eval(), record)
 
 

@@ -18,6 +18,9 @@ from embedrt.export.optimize import OPTIMIZE_LEVELS, TransformerShape, fuse_grap
 
 PRECISIONS = ("fp32", "int8", "fp16")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
+# int8 weight width: "auto" asks this CPU's int8 kernel (embedrt.runtime.cpu.u8s8_exact); "7" is for engines that
+# will run on x86 CPUs without VNNI as well (an export made on a VNNI build box for an AVX2 fleet); "8" forces 8 bits.
+INT8_WEIGHTS = ("auto", "8", "7")
 
 Calibration = Callable[[], Iterable[dict[str, np.ndarray]]]  # input batches for static int8, made on demand
 
@@ -29,12 +32,28 @@ class EnginePlan:
     precision: str = "fp32"
     optimize: str = "none"
     provider: str = "any"  # manifest.provider: "any", "cpu", "cuda" or "tensorrt"
+    int8_weights: str = "auto"  # INT8_WEIGHTS
+
+    @property
+    def reduce_range(self) -> bool:
+        """7-bit int8 weights: asked for, or chosen because this CPU's u8 x s8 kernel saturates."""
+        if self.int8_weights == "auto":
+            from embedrt.runtime.cpu import u8s8_exact
+
+            return not u8s8_exact()
+        return self.int8_weights == "7"
 
 
-def plan_engine(precision: str = "fp32", optimize: str | None = None, provider: str | None = None, *, modality: str = "text") -> EnginePlan:
+def plan_engine(
+    precision: str = "fp32", optimize: str | None = None, provider: str | None = None, *, modality: str = "text", int8_weights: str = "auto"
+) -> EnginePlan:
     """Check a precision/optimize/provider request and fill in its defaults; refuse the combinations that are traps."""
     if precision not in PRECISIONS:
         raise ExportError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
+    if int8_weights not in INT8_WEIGHTS:
+        raise ExportError(f"--int8-weights {int8_weights!r} is not one of {', '.join(INT8_WEIGHTS)}.")
+    if int8_weights != "auto" and precision != "int8":
+        raise ExportError(f"--int8-weights {int8_weights} applies to --precision int8 only (this export is {precision}).")
     if optimize is not None and optimize not in OPTIMIZE_LEVELS:
         raise ExportError(f"--optimize {optimize!r} is not one of {', '.join(OPTIMIZE_LEVELS)}.")
     if provider is not None and provider not in PROVIDERS:
@@ -52,7 +71,7 @@ def plan_engine(precision: str = "fp32", optimize: str | None = None, provider: 
         if provider not in (None, "cpu"):
             raise ExportError(f"--precision int8 builds CPU int8 kernels; --provider {provider} cannot run them fast. Use fp16 for a GPU.")
         # Text: fused attention stays fp32 around int8 matmuls. Images: the fp32 graph is quantised as exported.
-        return EnginePlan("int8", optimize or ("fuse" if modality == "text" else "none"), "cpu")
+        return EnginePlan("int8", optimize or ("fuse" if modality == "text" else "none"), "cpu", int8_weights)
     optimize = optimize or "none"
     if provider is None:
         # Fused CNN graphs are saved by a CPU session; fused text graphs run on CPU and CUDA alike.
@@ -93,12 +112,9 @@ def build_model(
 
             if calibration is None:
                 raise ExportError("int8 needs calibration inputs; the exporter passes them (sample text, sample photographs).")
-            from embedrt.runtime.cpu import u8s8_exact
-
             quantized = Path(work) / "int8.onnx"
             quantize = quantize_text_int8 if modality == "text" else quantize_static_int8
-            # The gate is measured on this CPU: where its int8 kernel saturates, 7-bit weights keep it.
-            applied += quantize(current, quantized, calibration(), reduce_range=not u8s8_exact())
+            applied += quantize(current, quantized, calibration(), reduce_range=plan.reduce_range)
             current = quantized
         elif plan.precision == "fp16":
             from embedrt.export.fp16 import convert_fp16

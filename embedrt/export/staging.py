@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from embedrt.errors import ExportError
+from embedrt.manifest import file_sha256
 from embedrt.processes import clean_stale_work_dirs, pid_alive, work_dir  # noqa: F401 (work_dir: the exporters' import site)
 
 MARKER_NAME = ".embedrt-files.json"
@@ -179,22 +180,14 @@ def _children(parent: Path) -> list[Path]:
         return []
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fingerprint(paths: list[Path]) -> str:
     """sha256 over the source files that define a model (weights and config), in name order."""
     h = hashlib.sha256()
     for path in sorted(paths, key=lambda p: p.name):
         h.update(path.name.encode())
-        h.update(file_digest(path).encode())
+        h.update(file_sha256(path).encode())
     return h.hexdigest()
 
 
 def model_file_record(path: Path) -> dict:
-    return {"name": path.name, "bytes": path.stat().st_size, "sha256": file_digest(path)}
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}

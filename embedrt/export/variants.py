@@ -21,9 +21,10 @@ def optimize_export(
     precision: str = "fp32",
     optimize: str | None = None,
     provider: str | None = None,
+    int8_weights: str = "auto",
     overwrite: bool = False,
 ) -> Path:
-    """Write the `precision`/`optimize`/`provider` variant of the fp32 export at `export_dir` to `out`."""
+    """Write the `precision`/`optimize`/`provider` variant of the fp32 export at `export_dir` to `out` (int8_weights: see export_text)."""
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
     if manifest.precision != "fp32" or manifest.optimizations:
@@ -32,7 +33,7 @@ def optimize_export(
             "`embedrt optimize` starts from a plain fp32 export: give the one this was made from."
         )
     check_not_precious(Path(out).absolute(), [export_dir], "--out")  # the fp32 export is a source too
-    settings = dict(precision=precision, optimize=optimize, provider=provider, opset=manifest.opset, overwrite=overwrite)
+    settings = dict(precision=precision, optimize=optimize, provider=provider, int8_weights=int8_weights, opset=manifest.opset, overwrite=overwrite)
     if manifest.modality == "text":
         from embedrt.export.text import export_text
         from embedrt.export.text_source import read_text_source
