@@ -48,8 +48,8 @@ def _degrade_engine(export_dir, scale: float = 0.6) -> None:
 def test_an_export_keeps_reference_texts_and_pytorch_vectors_and_the_cpu_it_was_gated_on(minilm_dir):
     inputs, vectors = read_reference(minilm_dir)
     manifest = read_manifest(minilm_dir)
-    assert vectors.shape == (len(inputs["texts"]), 384) and len(inputs["texts"]) >= 8
-    assert "" in inputs["texts"] and "Hello world." in inputs["texts"]
+    assert vectors.shape == (len(inputs["texts"]), 384) and len(inputs["texts"]) >= 6
+    assert "Hello world." in inputs["texts"] and "" not in inputs["texts"]
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)  # the model's own normalised vectors
     assert manifest.files[REFERENCE_NAME] == file_sha256(minilm_dir / REFERENCE_NAME)
     assert manifest.machine["u8s8_exact"] == cpu_record()["u8s8_exact"] and manifest.machine["flags"] == cpu_record()["flags"]
@@ -58,7 +58,7 @@ def test_an_export_keeps_reference_texts_and_pytorch_vectors_and_the_cpu_it_was_
 def test_load_checks_the_engine_on_this_machine_and_keeps_the_report(minilm):
     report = minilm.self_check
     assert report["passed"] and report["precision"] == "fp32"
-    assert report["min_cosine"] >= 0.99999 and report["n"] >= 8
+    assert report["min_cosine"] >= 0.99999 and report["n"] >= 6
     assert report["cpu"] == cpu_record() and report["seconds"] > 0
 
 
@@ -125,10 +125,16 @@ def test_a_swapped_tokenizer_is_refused_by_hash(minilm_dir, tmp_path):
 def test_embedrt_info_shows_the_self_check_and_exits_2_when_it_failed(minilm_dir, tmp_path, capsys):
     assert main(["info", str(minilm_dir)]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["self_check"]["passed"] and shown["self_check"]["n"] >= 8
+    assert shown["self_check"]["passed"] and shown["self_check"]["n"] >= 6
     copy = _copy(minilm_dir, tmp_path)
     _degrade_engine(copy)
     assert main(["info", str(copy)]) == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out)["self_check"]["passed"] is False
     assert "missed its parity gate on this machine" in captured.err
+
+
+@pytest.mark.parametrize("model", [None, 5, ["default"]])
+def test_load_names_a_model_argument_that_is_not_a_path(model):
+    with pytest.raises(EmbedrtError, match="give an export dir's path, or 'default'"):
+        embedrt.load(model)
