@@ -10,7 +10,7 @@ import sys
 from embedrt.errors import EmbedrtError
 
 # Each module has add_parser(subparsers) and sets `func` on its parser; main() calls func(args) -> exit code.
-COMMANDS = ("export", "embed", "info", "triton", "bench", "evaluate", "visualize", "optimize")
+COMMANDS = ("export", "embed", "info", "triton", "bench", "evaluate", "visualize", "optimize", "serve")
 
 EXIT_ERROR = 2  # bad input, a bad export dir, a failed gate: the message says which and what to do
 

@@ -1,0 +1,436 @@
+"""The request queue: many callers (threads, asyncio) -> one stream of token-budget batches -> a future per request.
+
+Callers prepare their own inputs (tokenise, decode images) in their own thread, so that CPU work overlaps
+the engine. A batcher thread merges every pending request into one round, cut by the one batcher
+(runtime.batching.plan_batches) and padded; an engine thread runs the batches; a finisher thread pools
+them and resolves each request's future once all its rows are in. A new round forms when the engine takes
+the last batch of the previous one (as TEI's queue does), so under load rounds grow instead of queueing
+small batches. Nothing here knows of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from queue import Queue
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from embedrt.errors import EmbedrtError, InputError
+from embedrt.runtime.batching import plan_batches
+from embedrt.runtime.outputs import check_finite
+
+DEFAULT_MAX_WAIT_MS = 2.0  # a lone request waits this long for company before its round starts
+DEFAULT_MAX_QUEUED = 256  # requests submitted and not yet answered; one more is a QueueFullError
+STAGE_DEPTH = 2  # batches padded ahead of the engine, and run ahead of the finisher
+
+SENTENCE, TOKENS = "sentence", "tokens"  # what a text request wants per input
+
+
+class QueueFullError(EmbedrtError):
+    """The queue holds its maximum of unanswered requests; retry later or raise max_queued."""
+
+
+class QueueClosedError(EmbedrtError):
+    """The queue was closed (the service is stopping) and takes no new requests."""
+
+
+class Observer(Protocol):
+    """What the queue reports, for metrics; every method is optional to implement (see NullObserver)."""
+
+    def on_batch(self, size: int, tokens: int, seconds: float) -> None: ...
+
+    def on_request(self, outcome: str, *, prepare: float, queued: float, inference: float, inputs: int, tokens: int) -> None: ...
+
+
+class NullObserver:
+    def on_batch(self, size: int, tokens: int, seconds: float) -> None:
+        pass
+
+    def on_request(self, outcome: str, *, prepare: float, queued: float, inference: float, inputs: int, tokens: int) -> None:
+        pass
+
+
+class EmbedFuture(Future):
+    """A concurrent.futures.Future with the request's token count (known at submit time)."""
+
+    tokens: int = 0
+
+
+@dataclass(eq=False)
+class _Request:
+    items: list[Any]  # per input: token ids (text) or pixels (image)
+    want: str
+    future: EmbedFuture
+    prepare_s: float
+    enqueued: float = field(default_factory=time.perf_counter)
+    started: float = 0.0
+    results: list[Any] = field(default_factory=list)
+    missing: int = 0
+    failed: bool = False
+
+
+class _Engine(Protocol):
+    """The modality's part: how inputs are costed, padded, run and read back."""
+
+    round_inputs: int  # inputs pending at which a round starts without waiting
+
+    def cost(self, item: Any) -> int: ...
+
+    def plan(self, costs: Sequence[int]) -> list[np.ndarray]: ...
+
+    def prepare(self, items: list[Any], wants: set[str]) -> dict[str, np.ndarray]: ...
+
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]: ...
+
+    def rows(self, out: dict[str, np.ndarray], items: list[Any], wants: list[str]) -> list[Any]: ...
+
+    def collect(self, results: list[Any], want: str) -> Any: ...
+
+
+class RequestQueue:
+    """One per model. `submit(inputs) -> Future`, `await embed_async(inputs)`, `embed(inputs)` from any thread."""
+
+    def __init__(self, engine: _Engine, *, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queued: int = DEFAULT_MAX_QUEUED,
+                 observer: Observer | None = None, name: str = "model") -> None:
+        if max_wait_ms < 0 or max_queued < 1:
+            raise EmbedrtError(f"max_wait_ms ({max_wait_ms}) must be >= 0 and max_queued ({max_queued}) >= 1.")
+        self.engine = engine
+        self.max_wait = max_wait_ms / 1000
+        self.max_queued = max_queued
+        self.observer: Observer = observer or NullObserver()
+        self.name = name
+        self._pending: deque[_Request] = deque()
+        self._unanswered = 0  # submitted, future not yet resolved
+        self._cond = threading.Condition()
+        self._closed = False
+        self._to_engine: Queue = Queue(STAGE_DEPTH)
+        self._to_finisher: Queue = Queue(STAGE_DEPTH)
+        self._threads = [
+            threading.Thread(target=target, name=f"embedrt-queue-{name}-{stage}", daemon=True)
+            for stage, target in (("batcher", self._batcher), ("engine", self._engine_loop), ("finisher", self._finisher))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # -- what callers use ---------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """Requests submitted and not yet answered (waiting or in a batch)."""
+        return self._unanswered
+
+    def _enqueue(self, items: list[Any], want: str, prepare_s: float) -> EmbedFuture:
+        future = EmbedFuture()
+        future.tokens = int(sum(self.engine.cost(i) for i in items))
+        request = _Request(items, want, future, prepare_s, missing=len(items))
+        if not items:
+            future.set_running_or_notify_cancel()
+            future.set_result(self.engine.collect([], want))
+            return future
+        with self._cond:
+            if self._closed:
+                raise QueueClosedError(f"the queue of {self.name} is closed (the service is stopping); send the request elsewhere or later.")
+            if self._unanswered >= self.max_queued:
+                raise QueueFullError(f"the queue of {self.name} holds its maximum of {self.max_queued} unanswered requests; retry shortly.")
+            self._unanswered += 1
+            self._pending.append(request)
+            self._cond.notify_all()
+        future.add_done_callback(self._answered)
+        return future
+
+    def _answered(self, future: Future) -> None:
+        with self._cond:
+            self._unanswered -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Take no new requests, answer every one already taken, stop the threads."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._unanswered == 0, timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the three threads --------------------------------------------------------------------------
+    def _next_round(self) -> list[_Request] | None:
+        """Every pending request, once the oldest has waited max_wait or a batch's worth is pending."""
+        with self._cond:
+            while not self._pending:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            deadline = self._pending[0].enqueued + self.max_wait
+            while not self._closed and sum(len(r.items) for r in self._pending) < self.engine.round_inputs:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            taken = list(self._pending)
+            self._pending.clear()
+        started = time.perf_counter()
+        live = []
+        for request in taken:
+            if request.future.set_running_or_notify_cancel():  # a cancelled (timed-out) request costs nothing
+                request.started = started
+                request.results = [None] * len(request.items)
+                live.append(request)
+        return live
+
+    def _batcher(self) -> None:
+        while True:
+            self._to_engine.join()  # a round starts when the engine takes its last batch: what arrived meanwhile merges
+            round_ = self._next_round()
+            if round_ is None:
+                self._to_engine.put(None)
+                return
+            if not round_:
+                continue
+            owners = [(r, i) for r in round_ for i in range(len(r.items))]
+            items = [r.items[i] for r, i in owners]
+            for idx in self.engine.plan([self.engine.cost(item) for item in items]):
+                batch = [owners[k] for k in idx]
+                wants = {r.want for r, _ in batch}
+                try:
+                    inputs = self.engine.prepare([items[k] for k in idx], wants)
+                except Exception as exc:  # noqa: BLE001 - reported on the futures, never lost
+                    self._fail(batch, exc)
+                    continue
+                self._to_engine.put((batch, wants, inputs))
+
+    def _engine_loop(self) -> None:
+        while True:
+            work = self._to_engine.get()
+            self._to_engine.task_done()  # taken: the batcher may form the next round while this batch runs
+            if work is None:
+                self._to_finisher.put(None)
+                return
+            batch, wants, inputs = work
+            start = time.perf_counter()
+            try:
+                out = self.engine.run(inputs, wants)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(batch, exc)
+                continue
+            seconds = time.perf_counter() - start
+            self.observer.on_batch(len(batch), int(sum(self.engine.cost(r.items[i]) for r, i in batch)), seconds)
+            self._to_finisher.put((batch, out))
+
+    def _finisher(self) -> None:
+        while True:
+            work = self._to_finisher.get()
+            if work is None:
+                return
+            batch, out = work
+            try:
+                rows = self.engine.rows(out, [r.items[i] for r, i in batch], [r.want for r, _ in batch])
+            except Exception as exc:  # noqa: BLE001
+                self._fail(batch, exc)
+                continue
+            for (request, i), row in zip(batch, rows):
+                if request.failed:
+                    continue
+                request.results[i] = row
+                request.missing -= 1
+                if request.missing == 0:
+                    self._resolve(request)
+
+    def _resolve(self, request: _Request) -> None:
+        try:
+            value = self.engine.collect(request.results, request.want)
+        except Exception as exc:  # noqa: BLE001 - a NaN output names the request's own input
+            self._fail_request(request, exc)
+            return
+        done = time.perf_counter()
+        self.observer.on_request("success", prepare=request.prepare_s, queued=request.started - request.enqueued,
+                                 inference=done - request.started, inputs=len(request.items), tokens=request.future.tokens)
+        request.future.set_result(value)
+
+    def _fail(self, batch: list[tuple[_Request, int]], exc: BaseException) -> None:
+        for request in {r for r, _ in batch}:
+            self._fail_request(request, exc)
+
+    def _fail_request(self, request: _Request, exc: BaseException) -> None:
+        if request.failed:
+            return
+        request.failed = True
+        self.observer.on_request("error", prepare=request.prepare_s, queued=request.started - request.enqueued,
+                                 inference=time.perf_counter() - request.started, inputs=len(request.items), tokens=request.future.tokens)
+        request.future.set_exception(exc)
+
+
+class TextQueue(RequestQueue):
+    """The queue of a TextEmbedder: token-budget batches across requests, vectors equal to embedder.embed."""
+
+    def __init__(self, embedder, **options: Any) -> None:
+        self.embedder = embedder
+        super().__init__(_TextEngine(embedder), **options)
+
+    def submit(self, texts: Sequence[str], *, truncate: bool | None = None, output: str = SENTENCE) -> EmbedFuture:
+        """A future of float32 (len(texts), dim), or with output="tokens" a list of (len_i, hidden) arrays.
+
+        Bad input (a non-string, an over-long text with truncate=False) raises here, in the caller's thread.
+        """
+        _check_output(output)
+        start = time.perf_counter()
+        encoded = self.embedder.tokenize(texts, truncate)  # stage 1 in the caller's thread: overlaps the engine
+        return self._enqueue(list(zip(encoded.ids, encoded.type_ids)), output, time.perf_counter() - start)
+
+    def submit_token_ids(self, ids: Sequence[Sequence[int]], *, truncate: bool | None = None, output: str = SENTENCE) -> EmbedFuture:
+        """As submit, for inputs already tokenised by the model's own tokenizer (special tokens included)."""
+        _check_output(output)
+        start = time.perf_counter()
+        rows = _check_ids(self.embedder, ids, truncate)
+        return self._enqueue(rows, output, time.perf_counter() - start)
+
+    def embed(self, texts: Sequence[str], **options: Any) -> Any:
+        return self.submit(texts, **options).result()
+
+    async def embed_async(self, texts: Sequence[str], **options: Any) -> Any:
+        return await asyncio.wrap_future(self.submit(texts, **options))
+
+
+class ImageQueue(RequestQueue):
+    """The queue of an ImageEmbedder: fixed-size batches across requests, vectors equal to embedder.embed."""
+
+    def __init__(self, embedder, **options: Any) -> None:
+        self.embedder = embedder
+        super().__init__(_ImageEngine(embedder), **options)
+
+    def submit(self, images: Sequence[Any]) -> EmbedFuture:
+        """A future of float32 (len(images), dim); a bad image raises InputError here, naming its index."""
+        start = time.perf_counter()
+        pixels = self.embedder.preprocess(images)  # decoded in the caller's thread
+        return self._enqueue(list(pixels), SENTENCE, time.perf_counter() - start)
+
+    def embed(self, images: Sequence[Any]) -> np.ndarray:
+        return self.submit(images).result()
+
+    async def embed_async(self, images: Sequence[Any]) -> np.ndarray:
+        return await asyncio.wrap_future(self.submit(images))
+
+
+def make_queue(embedder, **options: Any) -> RequestQueue:
+    """The queue for a TextEmbedder or an ImageEmbedder."""
+    from embedrt.runtime.image import ImageEmbedder
+
+    return ImageQueue(embedder, **options) if isinstance(embedder, ImageEmbedder) else TextQueue(embedder, **options)
+
+
+# -- the modalities ----------------------------------------------------------------------------------
+class _TextEngine:
+    def __init__(self, embedder) -> None:
+        from embedrt.runtime.text import SENTENCE_OUTPUT, TOKEN_OUTPUT
+
+        self.embedder = embedder
+        self.sentence_output = SENTENCE_OUTPUT if embedder.manifest.pooled_in_graph else TOKEN_OUTPUT
+        self.token_output = TOKEN_OUTPUT
+        self.round_inputs = embedder.max_batch_size  # no need to wait once a full batch is pending
+
+    def cost(self, item: tuple[np.ndarray, np.ndarray]) -> int:
+        return len(item[0])
+
+    def plan(self, costs: Sequence[int]) -> list[np.ndarray]:
+        e = self.embedder
+        return plan_batches(costs, max_batch_tokens=e.max_batch_tokens, max_batch_size=e.max_batch_size, padded=e.backend.is_padded)
+
+    def prepare(self, items: list[tuple[np.ndarray, np.ndarray]], wants: set[str]) -> dict[str, np.ndarray]:
+        from embedrt.runtime.tokenization import Encoded, pad_batch
+
+        encoded = Encoded(ids=[ids for ids, _ in items], type_ids=[types for _, types in items], offsets=[], truncated=[])
+        return pad_batch(encoded, np.arange(len(items)), self.embedder.backend.input_names, self.embedder.manifest.text.pad_token_id)
+
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
+        names = sorted({self.sentence_output if w == SENTENCE else self.token_output for w in wants})
+        out = self.embedder.backend.run(inputs, names)
+        out["attention_mask"] = inputs["attention_mask"]
+        return out
+
+    def rows(self, out: dict[str, np.ndarray], items: list[tuple[np.ndarray, np.ndarray]], wants: list[str]) -> list[np.ndarray]:
+        vectors = self.embedder._sentence_vectors(out) if SENTENCE in wants else None  # stage 3, as embed() pools
+        rows = []
+        for r, ((ids, _), want) in enumerate(zip(items, wants)):
+            if want == SENTENCE:
+                rows.append(vectors[r])
+            else:
+                rows.append(np.ascontiguousarray(out[self.token_output][r, : len(ids)], dtype=np.float32))
+        return rows
+
+    def collect(self, results: list[np.ndarray], want: str) -> Any:
+        if want == TOKENS:
+            for i, tokens in enumerate(results):
+                check_finite(tokens[None], "texts", offset=i)
+            return results
+        if not results:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        vectors = np.stack(results)
+        check_finite(vectors, "texts")
+        return vectors
+
+
+class _ImageEngine:
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+        self.round_inputs = embedder.batch_size
+
+    def cost(self, pixels: np.ndarray) -> int:
+        return 1
+
+    def plan(self, costs: Sequence[int]) -> list[np.ndarray]:
+        size = self.embedder.batch_size  # images all cost the same: the budget is the batch size
+        return plan_batches(costs, max_batch_tokens=size, max_batch_size=size, padded=False)
+
+    def prepare(self, items: list[np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
+        return {"pixels": np.stack(items)}
+
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
+        return {"vectors": self.embedder._run(inputs["pixels"])}
+
+    def rows(self, out: dict[str, np.ndarray], items: list[np.ndarray], wants: list[str]) -> list[np.ndarray]:
+        return list(out["vectors"])
+
+    def collect(self, results: list[np.ndarray], want: str) -> np.ndarray:
+        if not results:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        vectors = np.stack(results)
+        check_finite(vectors, "images")
+        return vectors
+
+
+def _check_output(output: str) -> None:
+    if output not in (SENTENCE, TOKENS):
+        raise EmbedrtError(f"output={output!r}: use {SENTENCE!r} (one vector per text) or {TOKENS!r} (one vector per token).")
+
+
+def _check_ids(embedder, ids: Sequence[Sequence[int]], truncate: bool | None) -> list[np.ndarray]:
+    """Token id lists as int64 arrays: ids in the vocabulary, lengths cut at max_length or refused."""
+    from embedrt.runtime.tokenization import account_truncation
+
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise InputError("token ids must be a list of lists of ints, one list per input.")
+    vocab = embedder.manifest.text.vocab_size or embedder.tokenizer.get_vocab_size(with_added_tokens=True)
+    rows, cut = [], []
+    for i, row in enumerate(ids):
+        if isinstance(row, (str, bytes)) or not isinstance(row, Sequence) or not row:
+            raise InputError(f"input[{i}] must be a non-empty list of token ids.")
+        if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab for t in row):
+            raise InputError(f"input[{i}] holds a token id that is not an int in [0, {vocab}); use the model's own tokenizer.")
+        if len(row) > embedder.max_length:
+            cut.append(i)
+            row = row[: embedder.max_length]
+        ids_row = np.asarray(row, dtype=np.int64)
+        rows.append((ids_row, np.zeros_like(ids_row)))
+    allowed = embedder.truncate if truncate is None else truncate
+    account_truncation(cut, len(rows), allowed=allowed, limit=f"{embedder.max_length} tokens")
+    return rows
