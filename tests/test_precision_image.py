@@ -12,7 +12,9 @@ import embedrt
 from embedrt.errors import ParityError, ProviderError
 from embedrt.export import export_image, optimize_export
 from embedrt.export.image import CALIBRATION_PHOTOS, PARITY_PHOTOS
+from embedrt.export.quantize import WEIGHTS_7BIT
 from embedrt.manifest import read_manifest
+from embedrt.runtime.cpu import u8s8_exact
 from embedrt.runtime.session_options import session_options
 from tests.image_samples import photos
 
@@ -30,7 +32,9 @@ def test_static_int8_resnet_passes_its_gate_and_embeds_on_cpu(resnet_fp32, tmp_p
     out = optimize_export(resnet_fp32, tmp_path / "int8", precision="int8")
     manifest = read_manifest(out)
     assert manifest.precision == "int8" and manifest.provider == "cpu"
-    assert manifest.optimizations == ("int8:static_qdq_per_channel",)
+    # 7-bit weights exactly where this CPU's u8 x s8 kernel saturates (x86 without VNNI)
+    assert manifest.optimizations == ("int8:static_qdq_per_channel",) + (() if u8s8_exact() else (WEIGHTS_7BIT,))
+    assert manifest.machine["u8s8_exact"] is u8s8_exact()
     assert manifest.parity["min_cosine"] >= 0.99 and manifest.parity["mean_cosine"] >= 0.995 and manifest.parity["n"] == len(PARITY_PHOTOS)
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
@@ -38,6 +42,15 @@ def test_static_int8_resnet_passes_its_gate_and_embeds_on_cpu(resnet_fp32, tmp_p
     assert embedrt.load(out).embed(images).shape == (2, 512)
     with pytest.raises(ProviderError, match="built for 'cpu'"):
         embedrt.load(out, device="cuda")
+
+
+def test_static_int8_with_7bit_weights_for_cpus_without_vnni_passes_its_gate_and_self_check_here(resnet_fp32, tmp_path):
+    out = optimize_export(resnet_fp32, tmp_path / "int8-7bit", precision="int8", int8_weights="7")
+    manifest = read_manifest(out)
+    assert manifest.optimizations == ("int8:static_qdq_per_channel", WEIGHTS_7BIT)
+    assert manifest.parity["passed"] and manifest.parity["min_cosine"] >= 0.99
+    report = embedrt.load(out).self_check
+    assert report["passed"] and report["n"] == 3 and report["min_cosine"] >= 0.99
 
 
 def test_every_int8_conv_runs_as_an_int8_kernel(resnet_fp32, tmp_path):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -12,7 +17,9 @@ import embedrt
 from embedrt.errors import ExportError, ParityError, ProviderError
 from embedrt.export import export_text, optimize_export
 from embedrt.export.parity import cosine_rows
+from embedrt.export.quantize import WEIGHTS_7BIT
 from embedrt.manifest import read_manifest
+from embedrt.runtime.cpu import cpu_record, u8s8_exact
 from embedrt.sample_text import sample_sentences
 from tests.random_models import random_bert
 
@@ -21,6 +28,14 @@ from tests.random_models import random_bert
 def minilm_int8_dir(minilm_dir, tmp_path_factory):
     """The bundled model's int8 variant, made by `optimize` from the shared fp32 export."""
     return optimize_export(minilm_dir, tmp_path_factory.mktemp("int8") / "minilm-int8", precision="int8")
+
+
+@pytest.fixture(scope="module")
+def minilm_int8_7bit_dir(minilm_dir, minilm_int8_dir, tmp_path_factory):
+    """The int8 variant with 7-bit weights: what an export chooses on a CPU without VNNI (and the one made here on such a CPU)."""
+    if not u8s8_exact():
+        return minilm_int8_dir
+    return optimize_export(minilm_dir, tmp_path_factory.mktemp("int8-7bit") / "minilm-int8-7bit", precision="int8", int8_weights="7")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +58,64 @@ def test_int8_bundled_model_passes_min_099_and_mean_0995_against_pytorch_fp32(mi
     texts = sample_sentences(200, min_words=1, max_words=200, seed=7) + ["", "x", "東京は日本の首都です。", "🚀🔥"]
     cos = cosine_rows(sentence_transformer.encode(texts, batch_size=32), embedrt.TextEmbedder(minilm_int8_dir).embed(texts))
     assert cos.min() >= 0.99 and cos.mean() >= 0.995
+
+
+def test_the_int8_kernel_probe_agrees_with_the_instruction_set():
+    if platform.machine() != "x86_64":
+        pytest.skip(f"the u8 x s8 saturation is an x86 matter; this is {platform.machine()}")
+    flags = set(cpu_record()["flags"])
+    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        assert u8s8_exact()
+    elif "avx2" in flags:
+        assert not u8s8_exact()  # vpmaddubsw adds pairs of u8 x s8 products in int16 and saturates
+
+
+@pytest.mark.slow
+def test_int8_export_chose_its_weights_by_this_cpus_kernel_and_passes_its_self_check(minilm_int8_dir):
+    manifest = read_manifest(minilm_int8_dir)
+    assert manifest.machine["u8s8_exact"] is u8s8_exact()
+    assert (WEIGHTS_7BIT in manifest.optimizations) is (not u8s8_exact())
+    report = embedrt.load(minilm_int8_dir).self_check
+    assert report["passed"] and report["min_cosine"] >= 0.99 and report["mean_cosine"] >= 0.995
+
+
+@pytest.mark.slow
+def test_int8_with_7bit_weights_passes_the_gate_on_this_cpu_too(minilm_int8_7bit_dir):
+    manifest = read_manifest(minilm_int8_7bit_dir)
+    assert WEIGHTS_7BIT in manifest.optimizations
+    assert manifest.parity["min_cosine"] >= 0.99 and manifest.parity["mean_cosine"] >= 0.995
+
+
+_EMULATED_LOAD = """
+import json, sys, embedrt
+from embedrt.runtime.cpu import u8s8_exact
+found = {"u8s8_exact": u8s8_exact()}
+for name, path in (("auto", sys.argv[1]), ("7bit", sys.argv[2])):
+    try:
+        found[name] = {"self_check": embedrt.load(path).self_check}
+    except embedrt.SelfCheckError as exc:
+        found[name] = {"refused": str(exc)}
+print(json.dumps(found, default=str))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("qemu-x86_64"),
+                    reason="needs x86_64 and qemu-user (apt-get install qemu-user) to run on an emulated CPU without VNNI")
+def test_on_an_emulated_cpu_without_vnni_an_8bit_engine_is_refused_and_the_7bit_one_loads(minilm_int8_dir, minilm_int8_7bit_dir):
+    # qemu's Haswell: AVX2, no AVX-512, no VNNI; the same onnxruntime picks its saturating u8 x s8 kernel there.
+    run = subprocess.run(
+        ["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _EMULATED_LOAD, str(minilm_int8_dir), str(minilm_int8_7bit_dir)],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["u8s8_exact"] is False
+    assert found["7bit"]["self_check"]["passed"] and found["7bit"]["self_check"]["min_cosine"] >= 0.99
+    if u8s8_exact():  # made here with 8-bit weights: on the emulated AVX2 CPU it must not load silently
+        refused = found["auto"]["refused"]
+        assert "missed its parity gate on this machine" in refused and "saturates" in refused
+        assert float(refused.split("min_cosine ")[1].split(" ")[0]) < 0.99
 
 
 @pytest.mark.slow
