@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -241,3 +244,15 @@ def test_32_concurrent_clients_with_mixed_lengths_get_their_own_vectors(server, 
 def test_unknown_route_is_404_in_the_error_shape(http):
     response = http.get("/v2/nothing")
     assert response.status_code == 404 and "/v2/nothing" in response.json()["error"]["message"]
+
+
+def test_schemathesis_finds_no_server_error(server, tmp_path):
+    """Property-based requests generated from the server's own OpenAPI schema, bounded examples per operation."""
+    st = str(Path(sys.executable).with_name("schemathesis"))
+    result = subprocess.run(
+        [st, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error", "--max-examples", "30",
+         "--request-timeout", "60", "--workers", "1", "--seed", "1", "--header", f"Authorization: Bearer {KEY}"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "Tested: 7" in result.stdout and "No issues found" in result.stdout
