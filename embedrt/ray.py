@@ -107,7 +107,8 @@ class Embed:
 def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str = "text", output_column: str = "embedding",
                   concurrency: int | None = None, threads: int = 1, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu",
                   preserve_order: bool = True, **options: Any):
-    """`ds` with a vector column added by `concurrency` actors (default: one per `threads` CPUs of the cluster).
+    """`ds` with a vector column added by `concurrency` actors (default: one per `threads` CPUs of the cluster, one CPU
+    left for reading and writing). Actors that take every CPU starve Ray Data's read tasks: the job then never ends.
 
     preserve_order keeps the input's row order (Ray Data's DataContext setting, for this process).
     """
@@ -116,8 +117,8 @@ def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str 
         from embedrt.manifest import read_manifest
 
         read_manifest(Path(model))  # a wrong path fails here, once, not in each actor
-    if concurrency is None:
-        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+    if concurrency is None:  # one CPU stays free for the read and write tasks, or actors holding every CPU starve them
+        concurrency = max(1, (int(ray.cluster_resources().get("CPU", 1)) - 1) // threads)
     if preserve_order:
         ray.data.DataContext.get_current().execution_options.preserve_order = True
     return ds.map_batches(
