@@ -88,3 +88,33 @@ def test_no_tty_logs_a_progress_line_with_the_count_and_quiet_silences_it(small_
     assert result.returncode == 0 and "embedrt: 100/100 texts (100%)" in result.stderr and "texts/s" in result.stderr
     result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", tmp_path / "q.npy", "--quiet")
     assert result.returncode == 0 and "100/100" not in result.stderr
+
+
+def test_on_a_terminal_the_progress_bar_shows_rate_and_total(small_text_dir, tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    source = write_input(tmp_path / "in.txt", TEXTS[:120])
+    import fcntl
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    process = subprocess.Popen([sys.executable, "-m", "embedrt.cli", "embed", str(small_text_dir), "--input", str(source), "--output",
+                                str(tmp_path / "o.npy"), "--chunk-rows", "40"], stderr=secondary, stdout=subprocess.DEVNULL)
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        seen += data
+    assert process.wait(timeout=120) == 0
+    screen = seen.decode(errors="replace")
+    assert "120/120" in screen and "text/s" in screen and "embedding" in screen

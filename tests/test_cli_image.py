@@ -93,3 +93,16 @@ def test_images_with_a_text_export_exit_2(minilm_dir, tmp_path):
     _, paths = image_tree(tmp_path)
     result = embedrt_cli("embed", minilm_dir, "--images", paths[0])
     assert result.returncode == 2 and "needs an image export" in result.stderr
+
+
+def test_embed_a_directory_to_parquet_with_each_path_beside_its_vector(resnet18_dir, resnet18, tmp_path):
+    import pyarrow.parquet as pq
+
+    imgs, paths = image_tree(tmp_path)
+    result = embedrt_cli("embed", resnet18_dir, "--images", imgs, "--output", tmp_path / "v.parquet", "--chunk-rows", 2)
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(tmp_path / "v.parquet")
+    assert table.column_names == ["path", "embedding"]
+    assert table.column("path").to_pylist() == [str(p) for p in paths[:3]]
+    vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(3, -1)
+    np.testing.assert_allclose(vectors, resnet18.embed(paths[:3]), atol=1e-6)

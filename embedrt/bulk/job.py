@@ -17,7 +17,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
-import numpy as np
 
 from embedrt.bulk.embedding import EmbedValues
 from embedrt.bulk.journal import WorkDir, output_error
