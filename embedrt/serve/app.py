@@ -27,6 +27,7 @@ from embedrt.serve.http_errors import ApiError, api_error_response, error_respon
 from embedrt.serve.limits import Limits
 from embedrt.serve.metrics import Metrics
 from embedrt.serve.models import ServedModel, resize
+from embedrt.serve.records import RecordsRequest, parse_records
 from embedrt.serve.schemas import (
     EmbedCall,
     OpenAIEmbeddingRequest,
@@ -180,6 +181,8 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         if call.dimensions is not None and call.dimensions > served.dim:
             raise ApiError(400, f"dimensions={call.dimensions} is more than the {served.dim} of model {served.name!r}.", param="dimensions")
         manifest = served.embedder.manifest
+        if served.modality == "features":
+            raise ApiError(400, f"model {served.name!r} is a feature model: POST its rows to /embed_records.", param="model")
         if served.modality == "image":
             if call.token_ids is not None:
                 raise ApiError(400, f"model {served.name!r} is an image model: send base64 images or data URLs, not token ids.", param="input")
@@ -233,6 +236,22 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
             return served.name, JSONResponse([t.tolist() for t in per_text])
 
         return await answer("/embed_all", request, handle)
+
+    @app.post("/embed_records", openapi_extra=_body_doc(RecordsRequest), tags=["embedrt"])
+    async def embed_records(request: Request):
+        """A feature model's rows (user or item tower) in, one vector a row out, in the rows' order."""
+
+        async def handle(start: float):
+            call = parse_records(await read_json(request), limits)
+            served = state.model(call.model)
+            if served.modality != "features":
+                raise ApiError(400, f"model {served.name!r} is a {served.modality} model; /embed_records takes feature models.", param="model")
+            future = await run_in_threadpool(served.queue.submit, call.records)
+            vectors = await wait(future, start)
+            data = [{"object": "embedding", "index": i, "embedding": _encode(v, call.base64)} for i, v in enumerate(vectors)]
+            return served.name, JSONResponse({"object": "list", "data": data, "model": served.name})
+
+        return await answer("/embed_records", request, handle)
 
     @app.get("/health", tags=["service"])
     async def health():

@@ -66,6 +66,8 @@ def load_model(model: str, name: str, *, device: str, queue_options: dict[str, A
 
 
 def warm_up(embedder) -> None:
+    if embedder.manifest.modality == "features":
+        return  # its self-check on load ran the reference rows through the engine already
     if embedder.manifest.modality == "image":
         crop = embedder.preprocessing.crop
         embedder.embed([np.full((crop, crop, 3), 127, dtype=np.uint8)] * WARM_UP_IMAGES)
