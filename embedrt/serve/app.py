@@ -33,6 +33,7 @@ from embedrt.serve.schemas import (
     OpenAIEmbeddingRequest,
     TEIEmbedAllRequest,
     TEIEmbedRequest,
+    check_chars,
     decode_image,
     parse_openai,
     parse_tei,
@@ -190,12 +191,15 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
             future = await run_in_threadpool(served.queue.submit, images)
             vectors, tokens = await wait(future, start), 0
             normalized = manifest.normalize
-        elif not call.normalize and manifest.normalize:
-            per_text, tokens = await embed_texts(served, call, start, TOKENS)
-            vectors, normalized = served.unnormalized(per_text), False
         else:
-            vectors, tokens = await embed_texts(served, call, start, SENTENCE)
-            normalized = manifest.normalize
+            if call.texts is not None:
+                check_chars(call.texts, "input", limits)  # texts only: base64 images are long by nature
+            if not call.normalize and manifest.normalize:
+                per_text, tokens = await embed_texts(served, call, start, TOKENS)
+                vectors, normalized = served.unnormalized(per_text), False
+            else:
+                vectors, tokens = await embed_texts(served, call, start, SENTENCE)
+                normalized = manifest.normalize
         renormalize = call.normalize and (call.dimensions is not None or not normalized)
         return resize(vectors, call.dimensions, served.dim, normalize=renormalize), tokens
 

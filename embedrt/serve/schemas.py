@@ -87,8 +87,11 @@ def _dimensions(body: dict) -> int | None:
     return dims
 
 
-def check_texts(value: Any, field: str, limits: Limits) -> list[str]:
-    """A string or a non-empty list of strings, within the limits; the first bad item is named."""
+def check_texts(value: Any, field: str, limits: Limits, *, chars: bool = True) -> list[str]:
+    """A string or a non-empty list of strings, within the limits; the first bad item is named.
+
+    `chars=False` leaves the characters limit to the caller (it applies to texts, not to base64 images).
+    """
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
@@ -101,9 +104,15 @@ def check_texts(value: Any, field: str, limits: Limits) -> list[str]:
         if not isinstance(item, str):
             what = "null" if item is None else type(item).__name__
             raise bad(f"{field}[{i}] is {what}, not a string; send text only (use \"\" for an empty text).", field)
+    if chars:
+        check_chars(value, field, limits)
+    return value
+
+
+def check_chars(texts: list[str], field: str, limits: Limits) -> None:
+    for i, item in enumerate(texts):
         if len(item) > limits.max_input_chars:
             raise ApiError(413, f"{field}[{i}] has {len(item)} characters, more than this server's limit of {limits.max_input_chars} (--max-input-chars); shorten it.", param=field)
-    return value
 
 
 def _token_ids(value: list, limits: Limits) -> list[list[int]] | None:
@@ -134,7 +143,7 @@ def parse_openai(body: Any, limits: Limits) -> EmbedCall:
     truncate = _optional(body, "truncate", bool, True)
     value = body["input"]
     ids = _token_ids(value, limits) if isinstance(value, list) and value else None
-    texts = None if ids is not None else check_texts(value, "input", limits)
+    texts = None if ids is not None else check_texts(value, "input", limits, chars=False)  # images are long: see the route
     return EmbedCall(model, texts, ids, truncate, dimensions=_dimensions(body), base64=fmt == "base64")
 
 
