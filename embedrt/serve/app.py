@@ -194,13 +194,14 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         else:
             if call.texts is not None:
                 check_chars(call.texts, "input", limits)  # texts only: base64 images are long by nature
-            if not call.normalize and manifest.normalize:
+            if call.normalize is False and manifest.normalize:
                 per_text, tokens = await embed_texts(served, call, start, TOKENS)
                 vectors, normalized = served.unnormalized(per_text), False
             else:
                 vectors, tokens = await embed_texts(served, call, start, SENTENCE)
                 normalized = manifest.normalize
-        renormalize = call.normalize and (call.dimensions is not None or not normalized)
+        # leading dimensions are re-normalised unless normalize=false; TEI's normalize=true also normalises a model that does not
+        renormalize = call.normalize is not False and (call.dimensions is not None or (call.normalize is True and not normalized))
         return resize(vectors, call.dimensions, served.dim, normalize=renormalize), tokens
 
     @app.post("/v1/embeddings", openapi_extra=_body_doc(OpenAIEmbeddingRequest), tags=["OpenAI"])

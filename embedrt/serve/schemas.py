@@ -57,7 +57,7 @@ class EmbedCall:
     token_ids: list[list[int]] | None
     truncate: bool
     dimensions: int | None = None
-    normalize: bool = True
+    normalize: bool | None = None  # None: the model's own vectors (OpenAI has no such option); TEI says yes or no
     base64: bool = False
 
 
@@ -157,7 +157,7 @@ def parse_tei(body: Any, limits: Limits, *, all_tokens: bool = False) -> EmbedCa
         raise bad(f"truncation_direction={direction!r}: only 'Right' is supported.", "truncation_direction")
     if _optional(body, "prompt_name", str, None) is not None:
         raise bad("prompt_name: this server has no prompts; prepend the prompt to the text.", "prompt_name")
-    call = EmbedCall(_optional(body, "model", str, None), texts, None, _optional(body, "truncate", bool, False))
+    call = EmbedCall(_optional(body, "model", str, None), texts, None, _optional(body, "truncate", bool, False), normalize=True)
     if not all_tokens:
         call.normalize = _optional(body, "normalize", bool, True)
         call.dimensions = _dimensions(body)
