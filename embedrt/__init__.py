@@ -23,6 +23,7 @@ __all__ = [
     "load",
     "TextEmbedder",
     "ImageEmbedder",
+    "FeatureEmbedder",
     "TritonEmbedder",
     "EmbedrtError",
     "ExportError",
@@ -39,6 +40,7 @@ __all__ = [
 _LAZY = {
     "TextEmbedder": "embedrt.runtime.text",
     "ImageEmbedder": "embedrt.runtime.image",
+    "FeatureEmbedder": "embedrt.runtime.features",
     "TritonEmbedder": "embedrt.triton.client",
 }
 

@@ -26,6 +26,14 @@ def minilm_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def minilm_int8_dir(minilm_dir, tmp_path_factory):
+    """The bundled model's int8 variant, made by `optimize` from the shared fp32 export (weights chosen for this CPU)."""
+    from embedrt.export import optimize_export
+
+    return optimize_export(minilm_dir, tmp_path_factory.mktemp("int8") / "minilm-int8", precision="int8")
+
+
+@pytest.fixture(scope="session")
 def minilm(minilm_dir):
     import embedrt
 

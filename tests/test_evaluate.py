@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -49,19 +47,9 @@ def _write_csv(path, header, rows):
 
 
 @pytest.fixture(scope="module")
-def int8_dir(minilm_dir, tmp_path_factory):
-    """The MiniLM export with its weights quantised to int8 (dynamic, per-channel), manifest updated to match."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from embedrt.export.staging import model_file_record
-    from embedrt.manifest import MODEL_NAME, read_manifest, write_manifest
-
-    target = tmp_path_factory.mktemp("int8") / "minilm-int8"
-    shutil.copytree(minilm_dir, target)
-    fp32 = read_manifest(minilm_dir)
-    quantize_dynamic(str(minilm_dir / MODEL_NAME), str(target / MODEL_NAME), weight_type=QuantType.QInt8, per_channel=True)
-    write_manifest(target, dataclasses.replace(fp32, precision="int8", model_file=model_file_record(target / MODEL_NAME)))
-    return target
+def int8_dir(minilm_int8_dir):
+    """The bundled model's int8 export (the shared session fixture): what `evaluate --compare` is for."""
+    return minilm_int8_dir
 
 
 # -- formats -----------------------------------------------------------------------------------------

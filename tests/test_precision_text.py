@@ -25,12 +25,6 @@ from tests.random_models import random_bert
 
 
 @pytest.fixture(scope="module")
-def minilm_int8_dir(minilm_dir, tmp_path_factory):
-    """The bundled model's int8 variant, made by `optimize` from the shared fp32 export."""
-    return optimize_export(minilm_dir, tmp_path_factory.mktemp("int8") / "minilm-int8", precision="int8")
-
-
-@pytest.fixture(scope="module")
 def minilm_int8_7bit_dir(minilm_dir, minilm_int8_dir, tmp_path_factory):
     """The int8 variant with 7-bit weights: what an export chooses on a CPU without VNNI (and the one made here on such a CPU)."""
     if not u8s8_exact():
