@@ -1,0 +1,260 @@
+"""Issue 15's measurement: many callers with small requests, at concurrency 1, 4, 16 and 64, 8 mixed sentences a request.
+
+Contenders, one after another in one run, on the same requests:
+  - in-process threads: C threads call one TextEmbedder.embed (each runs its own small batches: today's behaviour);
+  - in-process queue:   C threads call one TextQueue (requests merged into token-budget rounds);
+  - embedrt serve:      `embedrt serve` in its own process, driven over loopback HTTP by a load generator in
+                        another process (C threads, one httpx client each, base64 vectors);
+  - triton:             a local tritonserver (python backend, dynamic batcher) from the same export dir, driven
+                        by the same load-generator process over gRPC (skipped with the reason if it cannot start).
+The ceiling is one caller embedding every text of the workload in one call (token-budget batches), measured
+in the same run; every throughput is printed as a ratio of it. Also printed: in-process batch-1 p50 (one
+8-sentence request at a time), the reference for served p50 at concurrency 1.
+
+    python benchmarks/serve_bench.py [--text-model EXPORT_DIR] [--requests-per-caller 2] [--min-requests 16]
+                                     [--concurrency 1 4 16 64] [--no-triton] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+TEXTS_PER_REQUEST = 8
+TARGET_RATIO_C16 = 0.90  # served throughput at C=16 against the ceiling
+TARGET_P99_OVER_P50 = 3.0
+TARGET_C1_P50_GAP_MS = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drive(call, requests: list[list[str]], concurrency: int) -> dict:
+    """Send every request once from `concurrency` threads; wall time and each request's latency."""
+    calls = [call() for _ in range(concurrency)]  # one client per thread, made before timing
+    lock = threading.Lock()
+    nxt = [0]
+    latencies: list[float] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(concurrency + 1)
+
+    def worker(fn) -> None:
+        barrier.wait()
+        while True:
+            with lock:
+                i = nxt[0]
+                nxt[0] += 1
+            if i >= len(requests):
+                return
+            start = time.perf_counter()
+            try:
+                fn(requests[i])
+            except Exception as exc:  # noqa: BLE001 - reported with the figures
+                errors.append(repr(exc)[:300])
+                return
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=worker, args=(fn,)) for fn in calls]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    for fn in calls:
+        getattr(fn, "close_client", lambda: None)()
+    lat = np.array(latencies) * 1000
+    texts = len(latencies) * TEXTS_PER_REQUEST
+    return {"concurrency": concurrency, "requests": len(latencies), "errors": errors[:3], "wall_s": wall,
+            "texts_per_s": texts / wall, "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+            "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None}
+
+
+# -- the load generator (its own process) -------------------------------------------------------------
+def http_caller(url: str):
+    import httpx
+
+    def make():
+        client = httpx.Client(base_url=url, timeout=300)
+
+        def call(texts: list[str]) -> None:
+            response = client.post("/v1/embeddings", json={"input": texts, "encoding_format": "base64"})
+            response.raise_for_status()
+            data = response.json()["data"]
+            assert len(data) == len(texts) and len(base64.b64decode(data[0]["embedding"])) > 0
+
+        call.close_client = client.close  # type: ignore[attr-defined]
+        return call
+
+    return make
+
+
+def triton_caller(grpc_url: str, model: str):
+    import embedrt
+
+    def make():
+        client = embedrt.TritonEmbedder(grpc_url, model, "grpc")
+
+        def call(texts: list[str]) -> None:
+            client.embed(texts)
+
+        call.close_client = client.close  # type: ignore[attr-defined]
+        return call
+
+    return make
+
+
+def client_main(args: argparse.Namespace) -> int:
+    requests = json.loads(Path(args.requests_file).read_text())
+    kind, _, target = args.client.partition("=")
+    make = http_caller(target) if kind == "http" else triton_caller(target, "minilm")
+    concurrency = args.concurrency[0]
+    drive(make, requests[:2], 1)  # untimed: the server's first requests
+    print(json.dumps(drive(make, requests, concurrency)))
+    return 0
+
+
+def run_client(kind: str, target: str, requests_file: Path, concurrency: int) -> dict:
+    cmd = [sys.executable, __file__, "--client", f"{kind}={target}", "--requests-file", str(requests_file), "--concurrency", str(concurrency)]
+    reply = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if reply.returncode != 0:
+        raise RuntimeError(f"load generator failed: {reply.stderr[-2000:]}")
+    return json.loads(reply.stdout.strip().splitlines()[-1])
+
+
+# -- the contenders -----------------------------------------------------------------------------------
+def start_serve(export_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    embedrt_bin = str(Path(sys.executable).with_name("embedrt"))
+    with open(log, "w") as out:
+        proc = subprocess.Popen([embedrt_bin, "serve", str(export_dir), "--port", str(port), "--max-concurrent", "4096"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"embedrt serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("embedrt serve did not become healthy")
+
+
+def workload(n_requests: int) -> list[list[str]]:
+    from embedrt.sample_text import sample_sentences
+
+    sentences = sample_sentences(n_requests * TEXTS_PER_REQUEST, seed=5, min_words=4, max_words=64)
+    return [sentences[i : i + TEXTS_PER_REQUEST] for i in range(0, len(sentences), TEXTS_PER_REQUEST)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text-model", help="text export dir (default: the bundled model, exported once)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--requests-per-caller", type=int, default=2, help="requests per level: this many per caller, at least --min-requests")
+    parser.add_argument("--min-requests", type=int, default=16)
+    parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--requests-file", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.client:
+        return client_main(args)
+
+    import embedrt
+    from embedrt.bench.machine import machine_conditions
+    from embedrt.bench.models import text_model
+    from embedrt.runtime.queue import TextQueue
+
+    logging.getLogger("embedrt").setLevel(logging.ERROR)  # the workload's few over-long texts are cut alike everywhere
+    export_dir = text_model(args.text_model)
+    embedder = embedrt.TextEmbedder(export_dir)
+    levels = {c: workload(max(args.min_requests, args.requests_per_caller * c)) for c in args.concurrency}
+    everything = [t for r in levels[max(levels)] for t in r]
+    conditions = machine_conditions()
+    conditions["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"machine: {conditions['cpu']} {conditions['cpu_flags']}, {conditions['usable_cpus']} usable cores; {conditions['uptime']}")
+    print("note: other agents share this machine; figures move with their load.")
+
+    embedder.embed(everything[:64])  # warm
+    start = time.perf_counter()
+    embedder.embed(everything)
+    ceiling = len(everything) / (time.perf_counter() - start)
+    print(f"ceiling: one caller, {len(everything)} texts in one embed call (token budget {embedder.max_batch_tokens}): {ceiling:.1f} texts/s")
+
+    results: dict[str, list[dict]] = {}
+    results["in-process threads"] = [drive(lambda: embedder.embed, levels[c], c) for c in args.concurrency]
+    with TextQueue(embedder) as queue:
+        results["in-process queue"] = [drive(lambda: queue.embed, levels[c], c) for c in args.concurrency]
+
+    with tempfile.TemporaryDirectory(prefix="embedrt-serve-bench-") as tmp:
+        files = {}
+        for c, reqs in levels.items():
+            files[c] = Path(tmp) / f"requests-{c}.json"
+            files[c].write_text(json.dumps(reqs))
+        proc, url = start_serve(export_dir, Path(tmp) / "serve.log")
+        try:
+            results["embedrt serve (HTTP)"] = [run_client("http", url, files[c], c) for c in args.concurrency]
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(120)
+        if not args.no_triton:
+            try:
+                results["triton python backend (gRPC)"] = run_triton(export_dir, Path(tmp), files, args.concurrency)
+            except Exception as exc:  # noqa: BLE001 - the other figures stand; the reason is printed
+                print(f"triton: skipped ({exc!r:.300})")
+
+    batch1 = results["in-process threads"][0]["p50_ms"] if args.concurrency[0] == 1 else None
+    print(f"\n{'contender':32} {'C':>3} {'texts/s':>8} {'/ceiling':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7}")
+    for name, rows in results.items():
+        for row in rows:
+            row["ratio_to_ceiling"] = row["texts_per_s"] / ceiling
+            row["p99_over_p50"] = row["p99_ms"] / row["p50_ms"] if row["p50_ms"] else None
+            print(f"{name:32} {row['concurrency']:>3} {row['texts_per_s']:8.1f} {row['ratio_to_ceiling']:8.2f} "
+                  f"{row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['p99_over_p50']:7.2f}" + (f"  errors: {row['errors']}" if row["errors"] else ""))
+    served = {r["concurrency"]: r for r in results["embedrt serve (HTTP)"]}
+    if 16 in served:
+        print(f"\ntarget C=16: served / ceiling {served[16]['ratio_to_ceiling']:.2f} (>= {TARGET_RATIO_C16}), "
+              f"p99/p50 {served[16]['p99_over_p50']:.2f} (<= {TARGET_P99_OVER_P50})")
+    if 1 in served and batch1 is not None:
+        print(f"target C=1: served p50 {served[1]['p50_ms']:.1f} ms vs in-process batch-1 p50 {batch1:.1f} ms: "
+              f"gap {served[1]['p50_ms'] - batch1:+.1f} ms (<= {TARGET_C1_P50_GAP_MS})")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"conditions": conditions, "ceiling_texts_per_s": ceiling, "results": results}, indent=2))
+    return 0
+
+
+def run_triton(export_dir: Path, tmp: Path, files: dict[int, Path], concurrency: list[int]) -> list[dict]:
+    from embedrt.triton.repository import build_repository
+    from embedrt.triton.server import TritonServer
+
+    repo = build_repository([export_dir], tmp / "repo", name="minilm")
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    with TritonServer(repo, http_port=http, grpc_port=grpc, metrics_port=metrics) as server:
+        return [run_client("triton", server.grpc_url, files[c], c) for c in concurrency]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
