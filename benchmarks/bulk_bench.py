@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,9 @@ def run_ray(model: str, source: str, workdir: str, actors: int) -> dict:
     try:
         start = time.perf_counter()
         ds = embedrt.ray.embed_dataset(ray.data.read_parquet(source), model, concurrency=actors, threads=2 // actors)
-        ds.write_parquet(str(Path(workdir) / f"ray{actors}"))
+        target = Path(workdir) / f"ray{actors}"
+        shutil.rmtree(target, ignore_errors=True)  # write_parquet adds files to a directory: an earlier round's would count twice
+        ds.write_parquet(str(target))
         seconds = time.perf_counter() - start
         actor_peaks = []
         for entry in os.listdir("/proc"):
