@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 PYTHON = ("python", "py")
 SHELL = ("bash", "sh", "shell", "console")
-BLOCK_TIMEOUT_S = 900  # an int8 export or a t-SNE on a loaded 2-core machine; a hang still ends
+BLOCK_TIMEOUT_S = 600  # four exports on a loaded 2-core machine took 280 s; a block that never returns (a server) still ends
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
 _SKIP = re.compile(r"^\s*<!--\s*skip:\s*(?P<reason>.+?)\s*-->\s*$")
@@ -44,7 +46,8 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line}"
 
 
 def blocks_of(page: Path) -> list[Block]:
@@ -106,12 +109,22 @@ class PageSession:
             finally:
                 os.chdir(previous)
             return
-        result = subprocess.run(
+        # Its own process group: a block that never returns (a server) is stopped with everything it started.
+        process = subprocess.Popen(
             ["bash", "-e", "-o", "pipefail", "-c", shell_script(block)],
-            cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S,
+            cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
-        if result.returncode != 0:
-            raise AssertionError(f"{block.id}: exit code {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}")
+        try:
+            stdout, stderr = process.communicate(timeout=BLOCK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{block.id}: still running after {BLOCK_TIMEOUT_S} s (stopped). A block that starts a server or waits forever "
+                f"needs <!-- skip: REASON --> before it.\n--- stderr\n{stderr[-4000:]}"
+            ) from None
+        if process.returncode != 0:
+            raise AssertionError(f"{block.id}: exit code {process.returncode}\n--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -258,3 +271,20 @@ def test_the_readme_answers_the_three_first_questions_in_one_click():
     for target in ("docs/precision.md#how-to-choose", "docs/troubleshooting.md#devicecuda-fails"):
         assert f"]({target})" in text
     assert re.search(r"serve a model\?\*.*\]\(docs/(serving|triton)\.md", text), "the README links 'how do I serve a model' to a guide"
+
+
+def test_a_block_that_never_returns_is_stopped_with_what_it_started(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "BLOCK_TIMEOUT_S", 1)
+    session = PageSession(tmp_path / "p.md", tmp_path, dict(os.environ))
+    block = Block(tmp_path / "p.md", 3, "bash", "sleep 300 &\necho $! > child.pid\nwait\n")
+    with pytest.raises(AssertionError, match="still running after 1 s"):
+        session.run(block)
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):  # the kill is asynchronous: give the kernel a moment to reap it
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the block's child {child} outlived it")
