@@ -12,7 +12,7 @@ from embedrt.manifest import FeatureColumn, FeaturesSection, Manifest, read_mani
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.feature_rows import ID_KINDS, KINDS, LAYOUTS, CheckedRows, check_rows, reference_rows
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.self_check import check_graph, self_check, verify_files
+from embedrt.runtime.self_check import open_engine, self_check
 
 DEFAULT_BATCH_SIZE = 1024  # rows per engine call: a tower is a few gathers and small matmuls, large batches amortise the call
 
@@ -44,19 +44,15 @@ class FeatureEmbedder:
         if self.manifest.modality != "features" or self.manifest.features is None:
             raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use embedrt.load() for it.")
         check_section(self.manifest.features, str(self.path))
-        verify_files(self.path, self.manifest, verify)
-        if backend is None:
-            from embedrt.runtime.onnx_backend import OnnxBackend
-
-            backend = OnnxBackend.for_export(
-                self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, **backend_options
-            )
+        backend = open_engine(
+            self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, backend=backend,
+            verify=verify, options=backend_options,
+        )
         self.backend = backend
         self.device = device
         self.max_batch_size = min(max_batch_size or DEFAULT_BATCH_SIZE, backend.max_batch_size)
         if self.max_batch_size < 1:
             raise EmbedrtError(f"max_batch_size ({max_batch_size}) must be >= 1.")
-        check_graph(self.path, self.manifest, backend)
         self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed(reference_rows(ref)), verify)
 
     @property

@@ -17,7 +17,7 @@ from embedrt.runtime.batching import iter_chunks
 from embedrt.runtime.image_preprocess import DEFAULT_MAX_PIXELS, ImageInput, check_preprocessing, describe, load_pixels
 from embedrt.runtime.inputs import as_input_list, check_options
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.self_check import check_graph, self_check, verify_files
+from embedrt.runtime.self_check import open_engine, self_check
 
 IMAGE_INPUT = "pixel_values"
 IMAGE_OUTPUT = "image_embedding"
@@ -72,13 +72,10 @@ class ImageEmbedder:
             raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use TextEmbedder or embedrt.load().")
         assert self.manifest.image is not None
         check_preprocessing(self.manifest.image, str(self.path))
-        verify_files(self.path, self.manifest, verify)
-        if backend is None:
-            from embedrt.runtime.onnx_backend import OnnxBackend
-
-            backend = OnnxBackend.for_export(
-                self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, **backend_options
-            )
+        backend = open_engine(
+            self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, backend=backend,
+            verify=verify, options=backend_options,
+        )
         self.backend = backend
         self.device = device
         self.batch_size = min(max_batch_size or DEFAULT_BATCH_SIZE, backend.max_batch_size)
@@ -88,7 +85,6 @@ class ImageEmbedder:
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
             raise EmbedrtError(f"max_pixels={max_pixels!r}: give the most pixels an image may have, an int >= 1.")
         self.max_pixels = max_pixels
-        check_graph(self.path, self.manifest, backend)
         self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed(list(ref["images"])), verify)
 
     # -- what the embedder is ------------------------------------------------------------------

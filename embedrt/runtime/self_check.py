@@ -38,6 +38,23 @@ def check_verify(verify: str) -> str:
     return verify
 
 
+def open_engine(
+    export_dir: Path, manifest: Manifest, *, device: str, max_batch_size: int | None, session: dict[str, Any] | None,
+    backend: Backend | None, verify: str, options: dict[str, Any],
+) -> Backend:
+    """The engine an embedder runs, with steps 1 and 2: hashes before its files are read, the graph once it is open.
+
+    `backend` given (Triton, a test's): it is checked as it is; otherwise an OnnxBackend on the export's model file.
+    """
+    verify_files(export_dir, manifest, verify)
+    if backend is None:
+        from embedrt.runtime.onnx_backend import OnnxBackend
+
+        backend = OnnxBackend.for_export(export_dir, manifest, device=device, max_batch_size=max_batch_size, session=session, **options)
+    check_graph(export_dir, manifest, backend)
+    return backend
+
+
 def verify_files(export_dir: Path, manifest: Manifest, verify: str) -> None:
     """Step 1, before a session is made from the files."""
     if check_verify(verify) != "off":

@@ -15,7 +15,7 @@ from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, res
 from embedrt.runtime.inputs import check_options
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
-from embedrt.runtime.self_check import check_graph, self_check, verify_files
+from embedrt.runtime.self_check import open_engine, self_check
 from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 SENTENCE_OUTPUT = "sentence_embedding"
@@ -53,14 +53,11 @@ class TextEmbedder:
         if self.manifest.modality != "text":
             raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use ImageEmbedder or embedrt.load().")
         assert self.manifest.text is not None
-        verify_files(self.path, self.manifest, verify)
+        backend = open_engine(
+            self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, backend=backend,
+            verify=verify, options=backend_options,
+        )
         self.tokenizer = load_tokenizer(self.path, self.manifest.text)
-        if backend is None:
-            from embedrt.runtime.onnx_backend import OnnxBackend
-
-            backend = OnnxBackend.for_export(
-                self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, **backend_options
-            )
         self.backend = backend
         self.device = device
         self.max_batch_tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device]
@@ -71,7 +68,6 @@ class TextEmbedder:
         self.max_chars = max_chars
         self._lock = threading.Lock()
         self.truncated_total = 0  # texts cut at max_length since this embedder was made
-        check_graph(self.path, self.manifest, backend)
         self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed([str(t) for t in ref["texts"]]), verify)
 
     # -- what the embedder is ------------------------------------------------------------------
