@@ -110,7 +110,7 @@ def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str 
     """`ds` with a vector column added by `concurrency` actors (default: one per `threads` CPUs of the cluster, one CPU
     left for reading and writing). Actors that take every CPU starve Ray Data's read tasks: the job then never ends.
 
-    preserve_order keeps the input's row order (Ray Data's DataContext setting, for this process).
+    preserve_order keeps the input's row order (the execution option of the returned Dataset's DataContext).
     """
     ray = ray_module()
     if not isinstance(model, ExportRef):
@@ -119,9 +119,7 @@ def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str 
         read_manifest(Path(model))  # a wrong path fails here, once, not in each actor
     if concurrency is None:  # one CPU stays free for the read and write tasks, or actors holding every CPU starve them
         concurrency = max(1, (int(ray.cluster_resources().get("CPU", 1)) - 1) // threads)
-    if preserve_order:
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
-    return ds.map_batches(
+    embedded = ds.map_batches(
         Embed,
         fn_constructor_args=(model,),
         fn_constructor_kwargs={"column": text_column, "output_column": output_column, "device": device, "threads": threads, **options},
@@ -130,6 +128,9 @@ def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str 
         concurrency=concurrency,
         num_cpus=threads,
     )
+    if preserve_order:  # a Dataset runs with the DataContext copied when it was made, not the current one
+        embedded.context.execution_options.preserve_order = True
+    return embedded
 
 
 def truncated_total(ds) -> int:
