@@ -13,23 +13,36 @@ from typing import Callable
 from embedrt.processes import pid_alive
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, durable: bool = False) -> Path:
     """Call `write(tmp)` on a hidden sibling of `path` (same suffix, so format sniffing still works),
     then rename it to `path`; on any error the sibling is removed and `path` is left as it was.
 
     The sibling's name carries this PID and a random part: concurrent writers of one path never share it, so
     whichever renames last wins with its own complete file. Siblings of killed writers are removed here.
+    `durable`: the file and then its directory entry are flushed to disk, so a power loss keeps it whole too.
     """
     path = Path(path)
     _remove_stale_siblings(path)
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}{path.suffix}")
     try:
         write(tmp)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+    if durable:
+        _fsync(path.parent)  # a rename is durable only once its directory entry is on disk
     return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

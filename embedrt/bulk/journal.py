@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from embedrt.bulk.durable import write_durably
+from embedrt.atomic_file import atomic_write
 from embedrt.errors import EmbedrtError, InputError
 
 WORK_SUFFIX = ".parts"
@@ -87,7 +87,7 @@ class WorkDir:
 
     def write(self, path: Path, write) -> None:
         try:
-            write_durably(path, write)
+            atomic_write(path, write, durable=True)
         except OSError as exc:
             raise output_error(self.output, exc, f"writing {path.name}") from exc
 
@@ -102,7 +102,7 @@ class WorkDir:
         """Delete parts numbered `keep` and up (and stray temp files): what a journal does not list is redone."""
         for entry in self.path.iterdir():
             name = entry.name
-            if name.startswith(".") and name.endswith(".tmp"):
+            if name.startswith(".") and ".partial-" in name:  # atomic_write's temp files of a killed run
                 entry.unlink()
             elif name.startswith("part-") and int(name[5:11]) >= keep:
                 entry.unlink()
