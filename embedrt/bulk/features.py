@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from embedrt.bulk.embedding import ChunkVectors, EmbedValues, Progress
-from embedrt.bulk.rows import Row, decode_utf8
-from embedrt.bulk.sources import ARROW_BLOCK_ROWS, FileSource, _arrow_batches
+from embedrt.bulk.rows import Row
+from embedrt.bulk.sources import ARROW_BLOCK_ROWS, FileSource, _arrow_batches, json_record
 from embedrt.errors import InputError, OutputError
 
 FEATURE_SUFFIXES = (".jsonl", ".parquet")
@@ -57,21 +56,10 @@ class FeatureRecords(FileSource):
             index += 1
 
     def _record(self, index: int, where: str, raw: bytes) -> Row:
-        line, problem = decode_utf8(raw)
-        if problem:
-            return Row(index, where, index, None, problem)
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            return Row(index, where, index, None, f"not valid JSON ({exc.msg})")
-        if not isinstance(record, dict):
-            return Row(index, where, index, None, f"expected a JSON object, found {type(record).__name__}")
-        row_id: Any = index
-        if self.id_column:
-            row_id = record.get(self.id_column)
-            if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
-                return Row(index, where, None, None, f"{self.id_column!r} is {type(row_id).__name__ if self.id_column in record else 'missing'}; ids must be strings or integers")
-            row_id = str(row_id)
+        parsed = json_record(index, where, raw, self.id_column)
+        if isinstance(parsed, Row):
+            return parsed
+        record, row_id = parsed
         missing = [c for c in self.columns if c not in record]
         if missing:
             return Row(index, where, row_id, None, f"no {missing[0]!r} field; the model takes {', '.join(self.columns)}")

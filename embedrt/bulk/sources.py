@@ -96,6 +96,26 @@ class TextLines(FileSource):
             yield Row(number - 1, f"{self.path}:{number}", number - 1, text, problem)
 
 
+def json_record(index: int, where: str, raw: bytes, id_column: str | None) -> tuple[dict[str, Any], Any] | Row:
+    """One JSONL line as (its object, the row's id), or the Row that says what is wrong with it."""
+    line, problem = decode_utf8(raw)
+    if problem:
+        return Row(index, where, index, None, problem)
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return Row(index, where, index, None, f"not valid JSON ({exc.msg})")
+    if not isinstance(record, dict):
+        return Row(index, where, index, None, f"expected a JSON object, found {type(record).__name__}")
+    row_id: Any = index
+    if id_column:
+        row_id = record.get(id_column)
+        if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
+            return Row(index, where, None, None, f"{id_column!r} is {type(row_id).__name__ if id_column in record else 'missing'}; ids must be strings or integers")
+        row_id = str(row_id)
+    return record, row_id
+
+
 class JsonLines(FileSource):
     """One JSON object a line; blank lines are skipped and not counted as rows."""
 
@@ -113,21 +133,10 @@ class JsonLines(FileSource):
             index += 1
 
     def _row(self, index: int, where: str, raw: bytes) -> Row:
-        line, problem = decode_utf8(raw)
-        if problem:
-            return Row(index, where, index, None, problem)
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            return Row(index, where, index, None, f"not valid JSON ({exc.msg})")
-        if not isinstance(record, dict):
-            return Row(index, where, index, None, f"expected a JSON object, found {type(record).__name__}")
-        row_id: Any = index
-        if self.id_column:
-            row_id = record.get(self.id_column)
-            if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
-                return Row(index, where, None, None, f"{self.id_column!r} is {type(row_id).__name__ if self.id_column in record else 'missing'}; ids must be strings or integers")
-            row_id = str(row_id)
+        parsed = json_record(index, where, raw, self.id_column)
+        if isinstance(parsed, Row):
+            return parsed
+        record, row_id = parsed
         text = record.get(self.text_column)
         if self.text_column not in record:
             return Row(index, where, row_id, None, f"no {self.text_column!r} field")
