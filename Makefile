@@ -44,7 +44,7 @@ test: setup $(VISION_VENV)/.installed
 
 # The documentation site, warnings as errors (broken links and references fail the build).
 docs: setup
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # A fresh venv with the newest releases the declared ranges allow (no lock), and the whole suite on it.
 $(LATEST_VENV)/.installed: pyproject.toml
