@@ -10,16 +10,14 @@ import numpy as np
 from embedrt.export.staging import work_dir
 
 
-def quantize_dense_int8(src: Path, out: Path, *, tables: bool = False) -> tuple[str, ...]:
+def quantize_dense_int8(src: Path, out: Path, *, tables: bool = False, reduce_range: bool = False) -> tuple[str, ...]:
     """Dynamic int8 for the dense layers (Gemm rewritten as MatMul + Add, which ONNX Runtime quantises dynamically);
-    embedding tables (Gather) too if `tables`. Per-channel weights; 7-bit where this CPU's u8 x s8 kernel saturates."""
+    embedding tables (Gather) too if `tables`. Per-channel weights; 7-bit with `reduce_range` (EnginePlan decides)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from embedrt.export.quantize import WEIGHTS_7BIT, _quiet_quantizers
-    from embedrt.runtime.cpu import u8s8_exact
 
-    reduce_range = not u8s8_exact()
     with work_dir("int8") as work:
         matmuls = Path(work) / "matmul.onnx"
         onnx.save(gemm_as_matmul(onnx.load(str(src))), str(matmuls))

@@ -31,6 +31,7 @@ from embedrt.export.feature_columns import (
 )
 from embedrt.export.graph_pooling import l2_normalize
 from embedrt.export.parity import compare, gate, parity_report
+from embedrt.export.precision import EnginePlan
 from embedrt.export.staging import model_file_record, staged_dir, work_dir
 from embedrt.manifest import MODEL_NAME, FeatureColumn, FeaturesSection, Manifest, TensorSpec, file_sha256, write_manifest
 from embedrt.runtime.cpu import cpu_record
@@ -120,7 +121,8 @@ def export_module(
         export_features_onnx(fast_graph, cols, fp32_path, rows, opset)  # the gate below holds it to the original module
         optimizations: tuple[str, ...] = ("embedding_bag:cumsum",) if bags else ()
         if precision == "int8":
-            optimizations += quantize_dense_int8(fp32_path, model_path, tables=quantize_tables)
+            # One decision of the weight width for every modality: EnginePlan asks this CPU's int8 kernel.
+            optimizations += quantize_dense_int8(fp32_path, model_path, tables=quantize_tables, reduce_range=EnginePlan("int8").reduce_range)
         else:
             fp32_path.replace(model_path)
         report = measure_features_parity(reference, model_path, rows, precision=precision)
