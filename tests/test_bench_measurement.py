@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
+import numpy as np
 import pytest
 
 from embedrt.bench.report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown, write_report
-from embedrt.bench.roofline import measure_gemm_peak, peak_for, text_flops_per_token
+from embedrt.bench.roofline import (GEMM_KINDS, best_of, gemm_input, gemm_model, gemm_session, measure_gemm_peak, peak_for,
+                                   text_flops_per_token, timed_runs)
 from embedrt.bench.runner import add_ratios
 from embedrt.bench.timing import interleave, summarize
 from embedrt.bench.workloads import suite_workloads, text_inputs, texts_of_tokens
@@ -96,12 +99,87 @@ def test_ratios_compare_each_embedrt_engine_with_each_baseline():
     assert not any(k.startswith("speedup") for k in rows[1])  # baselines carry no ratio to themselves
 
 
-def test_gemm_peak_is_measured_for_fp32_and_int8():
+def test_gemm_peak_is_measured_for_fp32_and_int8_with_the_settings_that_choose_the_kernels(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # recorded as set (the kernel itself was chosen when numpy loaded)
     peak = measure_gemm_peak(256, 2)
     assert peak["fp32_peak_gflops"] == max(peak["fp32_numpy_gflops"], peak["fp32_onnxruntime_gflops"]) > 0
-    assert peak["int8_peak_gops"] > 0
+    assert peak["int8_peak_gops"] == peak["int8_dynamic_onnxruntime_gops"] > 0
+    assert peak["int8_kernel_onnxruntime_gops"] > 0
+    assert peak["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert peak["b_operand"] == "initializer (prepacked)" and peak["warmups"] >= 3
+    assert peak["blas"]["internal_api"] == "openblas" and peak["blas"]["architecture"]
+    for name, run in peak["runs"].items():
+        assert run["runs"] >= 2 and run["worst"] <= run["median"] <= run["best"], name
+        assert peak[f"{name}_{'gops' if name.startswith('int8') else 'gflops'}"] == run["best"]
+        assert "other_processes_cores" in run and "stolen_cores" in run
     assert peak_for(peak, "int8") == (peak["int8_peak_gops"], "int8")
     assert peak_for(peak, "fp32") == (peak["fp32_peak_gflops"], "fp32")
+
+
+def test_blas_kernel_is_the_one_openblas_chose_not_the_one_the_cpu_could_run():
+    """OPENBLAS_CORETYPE=Haswell makes OpenBLAS run its AVX2 kernel even on an AVX-512 CPU: the record must say so."""
+    import subprocess
+    import sys
+
+    code = "from embedrt.bench.roofline import blas_kernel; import numpy; print(blas_kernel()['architecture'])"
+    for coretype in ("Haswell", "Prescott"):
+        env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
+        got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+        assert got == coretype
+
+
+@pytest.mark.parametrize("kind", GEMM_KINDS)
+def test_gemm_weights_are_initializers_so_onnx_runtime_prepacks_them(kind):
+    model = gemm_model(64, kind)
+    assert [i.name for i in model.graph.input] == ["a"]
+    assert "b" in {t.name for t in model.graph.initializer}
+
+
+def test_int8_gemm_runs_fused_as_dynamic_int8_engines_do_and_computes_the_product(tmp_path):
+    """The exported int8 text engine runs DynamicQuantizeMatMul after ONNX Runtime's fusions; so must its peak."""
+    import onnx
+    from onnx import numpy_helper
+
+    session = gemm_session(64, "int8_dynamic", optimized_path=tmp_path / "fused.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node]
+    assert ops == ["DynamicQuantizeMatMul"]
+    feed = gemm_input(64, "int8_dynamic")
+    weights = {t.name: numpy_helper.to_array(t) for t in gemm_model(64, "int8_dynamic").graph.initializer}
+    exact = feed["a"] @ (weights["b"].astype(np.float32) * weights["b_scale"])
+    got = session.run(None, feed)[0]
+    cosine = float((got * exact).sum() / np.linalg.norm(got) / np.linalg.norm(exact))
+    assert cosine > 0.999  # u8 activations: close, not exact
+
+
+def test_a_busy_neighbour_is_counted_and_this_process_is_not():
+    """A process spinning on one core while the timed call sleeps: about one core of someone else's work."""
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start spinning
+        run = timed_runs(lambda: time.sleep(0.05), 1e9, repeats=4, warmups=0)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert run["other_processes_cores"] >= 0.8  # other agents on this machine can only add to it
+    own = timed_runs(lambda: sum(range(200_000)), 1e9, repeats=4, warmups=0)
+    assert own["other_processes_cores"] < run["other_processes_cores"]  # this process's own work is subtracted
+
+
+def test_best_of_two_measurements_keeps_each_figure_with_when_it_was_taken():
+    def measured(numpy, ort, busy_cores):
+        run = lambda best: {"runs": 5, "best": best, "median": best, "worst": best, "spread_pct": 0.0, "other_processes_cores": busy_cores}  # noqa: E731
+        return {"gemm_size": 2048, "repeats": 5, "fp32_numpy_gflops": numpy, "fp32_onnxruntime_gflops": ort, "fp32_peak_gflops": max(numpy, ort),
+                "runs": {"fp32_numpy": run(numpy), "fp32_onnxruntime": run(ort)}}
+
+    best = best_of(measured(200.0, 180.0, 1.2), measured(190.0, 400.0, 0.0))
+    assert best["fp32_peak_gflops"] == 400.0 and best["fp32_numpy_gflops"] == 200.0
+    assert best["runs"]["fp32_onnxruntime"]["when"] == "end" and best["runs"]["fp32_numpy"]["when"] == "start"
+    assert list(best["busy"]) == ["fp32_numpy"]  # the figure kept from the busy start is flagged; the quiet one is not
+    assert "1.2 cores" in markdown({**_document(), "roofline": best})
 
 
 def _document() -> dict:

@@ -77,7 +77,6 @@ def markdown(document: dict[str, Any]) -> str:
     c = document["conditions"]
     r = document["roofline"]
     versions = ", ".join(f"{k} {v}" for k, v in c.get("versions", {}).items())
-    int8 = f", int8 {r['int8_peak_gops']} GOP/s (ONNX Runtime MatMulInteger)" if r.get("int8_peak_gops") else ""
     lines = [
         f"# embedrt bench: {document['suite']}{' (quick)' if document.get('quick') else ''}",
         "",
@@ -85,7 +84,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"{c.get('memory_gib')} GiB, GPU: {', '.join(c['gpus']) or 'none'}",
         f"- load average at start / end: {c.get('load_average_at_start')} / {c.get('load_average_at_end')}",
         f"- versions: {versions}",
-        f"- GEMM peak measured in this run ({r['gemm_size']}^3, best of {r['repeats']}): fp32 {r['fp32_peak_gflops']} GFLOP/s{int8}",
+        *roofline_lines(r),
         f"- started {document['started_at']}, took {document['duration_s']} s",
         *([f"- **{busy_warning(document)}**"] if busy_warning(document) else []),
         *[f"- not measured: {line}" for line in document.get("skipped", [])],
@@ -101,6 +100,24 @@ def markdown(document: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def roofline_lines(r: dict[str, Any]) -> list[str]:
+    """The GEMM peak with what decides it: the kernels (numpy's BLAS core type, the environment that picks it),
+    how it was measured, and which figures other processes understated."""
+    int8 = f", int8 {r['int8_peak_gops']} GOP/s (ONNX Runtime, dynamic int8 as the engines run it)" if r.get("int8_peak_gops") else ""
+    how = f"{r['gemm_size']}^3, best of {r['repeats']}" + (f" after {r['warmups']} warm-ups, B an initializer" if r.get("warmups") else "")
+    lines = [f"- GEMM peak measured in this run ({how}): fp32 {r['fp32_peak_gflops']} GFLOP/s{int8}"]
+    if r.get("runs"):
+        figures = ", ".join(f"{name} {run['best']} (median {run['median']}, spread {run['spread_pct']}%)" for name, run in r["runs"].items())
+        lines.append(f"- GEMMs, G(FL)OP/s: {figures}")
+    blas = r.get("blas", {})
+    if blas:
+        env = " ".join(f"{k}={v}" for k, v in r.get("env", {}).items()) or "no kernel or thread variables set"
+        kernel = blas.get("unknown") or f"{blas.get('internal_api')} {blas.get('version')}, {blas.get('architecture')} kernel, {blas.get('num_threads')} threads"
+        lines.append(f"- numpy's BLAS: {kernel}; environment: {env}")
+    lines += [f"- **GEMM {name}: {why}**" for name, why in r.get("busy", {}).items()]
+    return lines
 
 
 def busy_warning(document: dict[str, Any]) -> str | None:
