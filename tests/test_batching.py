@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embedrt.errors import EmbedrtError
-from embedrt.runtime.batching import plan_batches, restore_order
+from embedrt.runtime.batching import BATCH_OVERHEAD, plan_batches, restore_order
 
 
 def test_every_input_appears_exactly_once_and_the_budget_holds():
@@ -37,6 +37,44 @@ def test_unpadded_backends_are_charged_the_sum_of_lengths():
     lengths = [100, 10, 10, 10]
     assert len(plan_batches(lengths, max_batch_tokens=130, max_batch_size=8, padded=False)) == 1
     assert [b.tolist() for b in plan_batches(lengths, max_batch_tokens=130, max_batch_size=8, padded=True)] == [[0], [1, 2, 3]]
+
+
+def test_one_long_input_is_not_padded_into_a_batch_of_short_ones():
+    lengths = [100, 10, 10, 10, 10, 10, 10, 10]  # 8 x 100 fits the budget, but 7 x 90 padded tokens cost more than a run
+    batches = plan_batches(lengths, max_batch_tokens=800, max_batch_size=8)
+    assert [b.tolist() for b in batches] == [[0], [1, 2, 3, 4, 5, 6, 7]]
+
+
+def test_inputs_of_one_length_fill_the_budget():
+    batches = plan_batches([32] * 100, max_batch_tokens=768, max_batch_size=256)
+    assert [len(b) for b in batches] == [24, 24, 24, 24, 4]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_cut_is_the_cheapest_of_all_cuts(seed):
+    """Against every way of cutting the sorted inputs (2^(n-1) of them): the padded cost plus a run's overhead is least."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 120, size=9)
+    budget, size = 400, 6
+    overhead = budget * BATCH_OVERHEAD
+
+    def cost(batches):
+        return sum(len(b) * max(b) + overhead for b in batches)
+
+    ordered = sorted(lengths.tolist(), reverse=True)
+    best = float("inf")
+    for mask in range(2 ** (len(ordered) - 1)):
+        batches, current = [], [ordered[0]]
+        for k, length in enumerate(ordered[1:]):
+            if mask >> k & 1:
+                batches.append(current)
+                current = []
+            current.append(length)
+        batches.append(current)
+        if all(len(b) == 1 or (len(b) <= size and len(b) * max(b) <= budget) for b in batches):
+            best = min(best, cost(batches))
+    planned = plan_batches(lengths, max_batch_tokens=budget, max_batch_size=size)
+    assert cost([lengths[b].tolist() for b in planned]) == pytest.approx(best)
 
 
 def test_restore_order_puts_rows_back_where_the_caller_had_them():
