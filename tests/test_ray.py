@@ -1,4 +1,5 @@
-"""embedrt.ray on a real local Ray cluster (2 CPUs, started here, shut down at the end): vectors, order, ids, a killed actor."""
+"""embedrt.ray on a real local Ray cluster (2 CPUs, started here, shut down at the end): vectors, order, ids, a killed actor,
+and how many actors of how many threads it sizes, reserving how many CPUs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 
 import numpy as np
 import pytest
+
+from embedrt.errors import EmbedrtError
 
 from bulk_fixtures import embedrt_cli, sentences, small_text, small_text_dir, write_parquet  # noqa: F401
 
@@ -105,3 +108,54 @@ def test_the_cli_with_ray_writes_a_parquet_directory_with_ids_and_vectors(cluste
     vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))[order]
     assert min_cosine(vectors, small_text.embed(texts)) >= 0.99999
     assert f"wrote {len(texts)} x 64 vectors to {tmp_path / 'out'}" in result.stderr
+
+
+@pytest.mark.parametrize("nodes, threads, concurrency, expected", [
+    ([2.0], 1, None, (2, 0.5)),  # this machine: an actor per core, one logical CPU left for the read and write tasks
+    ([2.0], 2, None, (1, 1.0)),
+    ([3.0], 1, None, (3, 0.6666)),  # rounded down: rounding up would take the CPU kept for reads
+    ([8.0, 8.0], 2, None, (8, 1.75)),
+    ([16.0, 4.0], 1, None, (20, 0.75)),  # the smallest node decides: 4 actors there must leave it one CPU
+    ([1.0], 1, None, (1, 0.0)),
+    ([2.0], 1, 4, (4, 0.25)),  # more actors than cores, as asked: they share what the reads leave
+    ([4.0, 0.0], 1, None, (4, 0.75)),  # a node without CPUs holds no actor
+])
+def test_actor_sizing_runs_a_thread_on_every_core_and_leaves_one_cpu_per_node_for_reads(nodes, threads, concurrency, expected):
+    import embedrt.ray
+
+    actors, reserved = embedrt.ray.actor_sizing(nodes, threads=threads, concurrency=concurrency)
+    assert (actors, reserved) == expected
+    assert actors * reserved <= sum(nodes) - sum(1 for c in nodes if c >= 1)
+
+
+@pytest.mark.parametrize("nodes, options, named", [
+    ([2.0], {"threads": 0}, "threads=0"),
+    ([2.0], {"threads": 1.5}, "threads=1.5"),
+    ([2.0], {"concurrency": 0}, "concurrency=0"),
+    ([0.0], {}, "no node with a CPU"),
+    ([], {}, "no node with a CPU"),
+])
+def test_actor_sizing_refuses_what_cannot_run_naming_it(nodes, options, named):
+    import embedrt.ray
+
+    with pytest.raises(EmbedrtError, match=named.replace(".", r"\.")):
+        embedrt.ray.actor_sizing(nodes, **options)
+
+
+def test_by_default_each_cpu_runs_an_actor_and_a_one_block_dataset_is_shared_between_them(cluster, small_text_dir, small_text):
+    import embedrt.ray
+
+    class PidEmbed(embedrt.ray.Embed):
+        def __call__(self, batch):
+            out = super().__call__(batch)
+            out["pid"] = np.full(len(out[self.column]), os.getpid())
+            return out
+
+    texts = sentences(1200, seed=21)
+    ds = ray.data.from_items([{"doc": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=1)  # as one Parquet file reads
+    rows = embedrt.ray.embed_dataset(ds, small_text_dir, batch_size=100, embed_class=PidEmbed).take_all()
+    assert [r["doc"] for r in rows] == list(range(len(texts)))
+    pids = [int(r["pid"]) for r in rows]
+    assert len(set(pids)) == 2  # 2 CPUs: 2 actors, and the single block was cut so that both got rows
+    assert all(len(set(pids[start:start + 100])) == 1 for start in range(0, len(pids), 100))  # one call per 100-row block
+    assert min_cosine(np.stack([r["embedding"] for r in rows]), small_text.embed(texts)) >= 0.99999
