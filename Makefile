@@ -14,7 +14,7 @@ MODEL_DIR ?= models/all-MiniLM-L6-v2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-latest lock docs bench setup
+.PHONY: demo test test-latest lock docs bench bench-peers setup
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,24 @@ demo: setup
 # embedrt vs PyTorch, full suite (docs/benchmarks.md); e.g. make bench BENCH_ARGS="--quick"
 bench: setup
 	$(BIN)/embedrt bench --out bench-out $(BENCH_ARGS)
+
+# embedrt against sentence-transformers' ONNX and OpenVINO backends, fastembed and torch (docs/benchmarks.md):
+# each peer in its own venv (their pins clash), made from requirements/peers-*.txt, then the suite; e.g.
+# make bench-peers BENCH_ARGS="--peers st-onnx-qint8,embedrt-int8" measures two and keeps the rest of bench-out/peers
+PEER_VENVS ?= .venv-peers
+PEERS := st-onnx st-openvino fastembed
+
+$(PEER_VENVS)/%/.installed: requirements/peers-%.txt requirements/peers-%.lock
+	rm -rf $(PEER_VENVS)/$*
+	$(PYTHON) -m venv $(PEER_VENVS)/$*
+	$(PEER_VENVS)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(PEER_VENVS)/$*/bin/python -m pip install --quiet -r requirements/peers-$*.txt -c requirements/peers-$*.lock
+	@# optimum-intel requires torchvision, whose PyPI build breaks transformers' imports beside torch 2.13.0+cpu; text never uses it
+	if [ "$*" = st-openvino ]; then $(PEER_VENVS)/$*/bin/python -m pip uninstall --quiet -y torchvision; fi
+	touch $@
+
+bench-peers: setup $(PEERS:%=$(PEER_VENVS)/%/.installed)
+	$(BIN)/embedrt bench --suite peers --peer-venvs $(PEER_VENVS) --out bench-out/peers $(BENCH_ARGS)
 
 $(VISION_VENV)/.installed: pyproject.toml $(VISION_LOCK)
 	$(PYTHON) -m venv $(VISION_VENV)

@@ -15,10 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "write results.json, results.md and results.png to --out, and optionally gate on a baseline.")
     bench.add_argument("--out", default="bench-out", metavar="DIR", help="where results.json/.md/.png go (default: bench-out)")
     bench.add_argument("--quick", action="store_true", help="a small text suite in about a minute (for CI); the full suite is for releases")
-    bench.add_argument("--suite", choices=("all", "text", "image", "text-vs-st"), default=None,
+    bench.add_argument("--suite", choices=("all", "text", "image", "text-vs-st", "peers"), default=None,
                        help="all (default), text, image, or text-vs-st: embedrt (fp32 and its precision variants) vs "
                        "sentence-transformers fp32 and bf16 on 2,000 mixed-length sentences, and batch-1 latency "
-                       "(default with --quick: text)")
+                       "(default with --quick: text); peers: embedrt against sentence-transformers' ONNX and OpenVINO "
+                       "backends, fastembed and torch bf16, each in its own process and venv (make bench-peers)")
     bench.add_argument("--text-model", action="append", default=[], metavar="DIR",
                        help="an fp32 text export dir to measure (repeatable; default: the bundled all-MiniLM-L6-v2)")
     bench.add_argument("--image-model", metavar="DIR", help="an image export dir (default: ResNet-50, random weights, exported once)")
@@ -30,6 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--max-regression", default="10%", metavar="PCT", help="largest tolerated worsening of a ratio (default: 10%%)")
     bench.add_argument("--results", metavar="RESULTS.json", help="compare this existing results file instead of running the benchmark")
     bench.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    peers = bench.add_argument_group("--suite peers")
+    peers.add_argument("--peers", metavar="LIST", help="contenders to measure, comma-separated (default: all; torch fp32 always runs); "
+                       "a results file already in --out keeps the contenders not named")
+    peers.add_argument("--peer-venvs", default=".venv-peers", metavar="DIR", help="the peers' virtual environments (default: .venv-peers)")
+    peers.add_argument("--rounds", type=int, default=None, metavar="N", help="rounds of [torch fp32, contender] (default: 3; 1 with --quick)")
+    peers.add_argument("--lines", type=int, default=None, metavar="N", help="mixed-length lines embedded per run (default: 2000; 200 with --quick)")
+    peers.add_argument("--latency-calls", type=int, default=None, metavar="N",
+                       help="batch-1 calls on short queries per run (default: 50; 10 with --quick)")
     bench.set_defaults(func=run)
 
 
@@ -38,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from embedrt.bench.report import busy_warning, read_results, table, write_report
     from embedrt.errors import EmbedrtError
 
+    if args.suite == "peers":
+        return _run_peers(args)
     threshold = parse_threshold(args.max_regression)
     baseline = read_results(args.compare) if args.compare else None
     if args.results:
@@ -76,6 +87,35 @@ def _measure(args: argparse.Namespace) -> dict:
     options = BenchOptions(quick=args.quick, text_models=args.text_model, image_model=args.image_model,
                            device=args.device, baselines=baselines, variants=args.variants)
     return run_suite(suite_workloads(suite, args.quick), options, suite=suite, progress=args.progress)
+
+
+def _run_peers(args: argparse.Namespace) -> int:
+    from embedrt.bench.peers import PEER_NAMES, PeersOptions, merge_results, run_peers, selected
+    from embedrt.bench.peers_report import RESULTS_JSON, peers_table, read_peers_results, write_peers_report
+    from embedrt.bench.report import busy_warning
+    from embedrt.errors import EmbedrtError
+
+    if args.compare or args.results:
+        raise EmbedrtError("--suite peers records ratios to torch fp32 measured in the same run; it has no --compare or --results gate.")
+    quick = args.quick
+    defaults = {"rounds": (1, 3), "lines": (200, 2000), "latency_calls": (10, 50)}  # (with --quick, without)
+    counts = {name: (quick_default if quick else full) if getattr(args, name) is None else getattr(args, name)
+              for name, (quick_default, full) in defaults.items()}
+    for option, value in counts.items():
+        if value < 1:
+            raise EmbedrtError(f"--{option.replace('_', '-')} {value}: give a positive count.")
+    options = PeersOptions(**counts, peers=selected(args.peers) if args.peers else PEER_NAMES, venvs=Path(args.peer_venvs),
+                           text_model=args.text_model[0] if args.text_model else None)
+    document = run_peers(options)
+    out = Path(args.out)
+    if args.peers:
+        document = merge_results(read_peers_results(out / RESULTS_JSON), document)
+    written = write_peers_report(document, out)
+    print(peers_table(document))
+    if busy_warning(document):
+        print(f"warning: {busy_warning(document)}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
 
 
 def _print_targets(document: dict) -> None:
