@@ -176,7 +176,7 @@ def test_a_gate_miss_into_a_new_dir_leaves_nothing_that_loads(tiny_bert, tmp_pat
 def test_int8_tiny_model_records_its_recipe_and_loads_on_cpu_only(tiny_bert, tmp_path):
     out = export_text(tiny_bert, tmp_path / "int8", precision="int8")
     manifest = json.loads((out / "embedrt.json").read_text())
-    assert manifest["optimizations"][-3:] == ["int8:smoothquant", "int8:dynamic_per_channel", "int8:matmul_nbits_block128"]
+    assert manifest["optimizations"][-3:] == ["int8:smoothquant", "int8:dynamic_per_channel", "int8:matmul_nbits_block256"]
     assert manifest["parity"]["thresholds"] == {"min_cosine": 0.99, "mean_cosine": 0.995}
     vectors = embedrt.TextEmbedder(out).embed(["hello", "world"])
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
