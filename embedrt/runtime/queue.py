@@ -1,11 +1,12 @@
 """The request queue: many callers (threads, asyncio) -> one stream of token-budget batches -> a future per request.
 
 Callers prepare their own inputs (tokenise, decode images) in their own thread, so that CPU work overlaps
-the engine. A batcher thread merges every pending request into one round, cut by the one batcher
-(runtime.batching.plan_batches) and padded; an engine thread runs the batches; a finisher thread pools
-them and resolves each request's future once all its rows are in. A new round forms when the engine takes
-the last batch of the previous one (as TEI's queue does), so under load rounds grow instead of queueing
-small batches. Nothing here knows of HTTP.
+the engine. The engine thread merges every pending request into one round, cut by the one batcher
+(runtime.batching.plan_batches), and pads and runs its batches; a finisher thread pools them and resolves
+each request's future once all its rows are in. A new round forms when the engine has run the last batch
+of the previous one (as TEI's queue does), so under load rounds grow instead of queueing small batches.
+Two threads, not three: padding is cheap, and each hand-off between threads costs a request latency.
+Nothing here knows of HTTP.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from embedrt.runtime.outputs import check_finite
 
 DEFAULT_MAX_WAIT_MS = 2.0  # a lone request waits this long for company before its round starts
 DEFAULT_MAX_QUEUED = 256  # requests submitted and not yet answered; one more is a QueueFullError
-STAGE_DEPTH = 2  # batches padded ahead of the engine, and run ahead of the finisher
+STAGE_DEPTH = 2  # batches run ahead of the finisher
 
 SENTENCE, TOKENS = "sentence", "tokens"  # what a text request wants per input
 
@@ -107,13 +108,13 @@ class RequestQueue:
         self.name = name
         self._pending: deque[_Request] = deque()
         self._unanswered = 0  # submitted, future not yet resolved
+        self._last_round = 1  # requests the last round took: as many are expected back for the next
         self._cond = threading.Condition()
         self._closed = False
-        self._to_engine: Queue = Queue(STAGE_DEPTH)
         self._to_finisher: Queue = Queue(STAGE_DEPTH)
         self._threads = [
             threading.Thread(target=target, name=f"embedrt-queue-{name}-{stage}", daemon=True)
-            for stage, target in (("batcher", self._batcher), ("engine", self._engine_loop), ("finisher", self._finisher))
+            for stage, target in (("engine", self._engine_loop), ("finisher", self._finisher))
         ]
         for thread in self._threads:
             thread.start()
@@ -163,22 +164,25 @@ class RequestQueue:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- the three threads --------------------------------------------------------------------------
+    # -- the two threads ----------------------------------------------------------------------------
     def _next_round(self) -> list[_Request] | None:
-        """Every pending request, once the oldest has waited max_wait or a batch's worth is pending."""
+        """Every pending request, once the oldest has waited max_wait, a batch's worth is pending, or as many
+        requests as the last round held (callers who wait for their answer send again: no need to wait longer)."""
         with self._cond:
             while not self._pending:
                 if self._closed:
                     return None
                 self._cond.wait()
             deadline = self._pending[0].enqueued + self.max_wait
-            while not self._closed and sum(len(r.items) for r in self._pending) < self.engine.round_inputs:
+            while (not self._closed and len(self._pending) < self._last_round
+                   and sum(len(r.items) for r in self._pending) < self.engine.round_inputs):
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break
                 self._cond.wait(left)
             taken = list(self._pending)
             self._pending.clear()
+            self._last_round = len(taken)
         started = time.perf_counter()
         live = []
         for request in taken:
@@ -188,44 +192,28 @@ class RequestQueue:
                 live.append(request)
         return live
 
-    def _batcher(self) -> None:
+    def _engine_loop(self) -> None:
         while True:
-            self._to_engine.join()  # a round starts when the engine takes its last batch: what arrived meanwhile merges
             round_ = self._next_round()
             if round_ is None:
-                self._to_engine.put(None)
+                self._to_finisher.put(None)
                 return
-            if not round_:
-                continue
             owners = [(r, i) for r in round_ for i in range(len(r.items))]
             items = [r.items[i] for r, i in owners]
             for idx in self.engine.plan([self.engine.cost(item) for item in items]):
-                batch = [owners[k] for k in idx]
-                wants = {r.want for r, _ in batch}
-                try:
-                    inputs = self.engine.prepare([items[k] for k in idx], wants)
-                except Exception as exc:  # noqa: BLE001 - reported on the futures, never lost
-                    self._fail(batch, exc)
-                    continue
-                self._to_engine.put((batch, wants, inputs))
+                self._run_batch([owners[k] for k in idx], [items[k] for k in idx])
 
-    def _engine_loop(self) -> None:
-        while True:
-            work = self._to_engine.get()
-            self._to_engine.task_done()  # taken: the batcher may form the next round while this batch runs
-            if work is None:
-                self._to_finisher.put(None)
-                return
-            batch, wants, inputs = work
+    def _run_batch(self, batch: list[tuple[_Request, int]], items: list[Any]) -> None:
+        wants = {r.want for r, _ in batch}
+        try:
+            inputs = self.engine.prepare(items, wants)
             start = time.perf_counter()
-            try:
-                out = self.engine.run(inputs, wants)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(batch, exc)
-                continue
-            seconds = time.perf_counter() - start
-            self.observer.on_batch(len(batch), int(sum(self.engine.cost(r.items[i]) for r, i in batch)), seconds)
-            self._to_finisher.put((batch, out))
+            out = self.engine.run(inputs, wants)
+        except Exception as exc:  # noqa: BLE001 - reported on the futures, never lost
+            self._fail(batch, exc)
+            return
+        self.observer.on_batch(len(batch), int(sum(self.engine.cost(item) for item in items)), time.perf_counter() - start)
+        self._to_finisher.put((batch, out))
 
     def _finisher(self) -> None:
         while True:
