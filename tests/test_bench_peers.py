@@ -30,7 +30,7 @@ def test_runs_alternate_torch_fp32_and_the_contender_with_torch_on_both_sides(ti
     document, said = tiny_run
     assert [(r["contender"], r["round"]) for r in document["runs"]] == [
         ("torch-fp32", 0), ("embedrt-fp32", 0), ("torch-fp32", 0), ("embedrt-fp32", 1), ("torch-fp32", 1)]
-    assert len(said) == 5 and said[1].startswith("round 1/2 embedrt-fp32: ")
+    assert len(said) == 6 and said[0] == "warm-up run of torch-fp32 (untimed)" and said[2].startswith("round 1/2 embedrt-fp32: ")
     pids = {r["sequence"]: r for r in document["runs"]}
     assert all(r["texts_per_s"] > 0 and r["p50_ms"] > 0 for r in pids.values())
 
@@ -98,13 +98,15 @@ def _venv_running_this_python(root, name):
     python.chmod(0o755)
 
 
-def test_fastembed_without_the_onnx_export_it_runs_is_skipped_saying_what_it_needs(tmp_path):
+def test_fastembed_is_skipped_naming_the_onnx_export_it_needs_when_that_export_fails(tmp_path):
     _venv_running_this_python(tmp_path, "fastembed")
+    _venv_running_this_python(tmp_path, "st-onnx")  # this venv has no optimum: st-onnx's export of model.onnx fails
     document = run_peers(PeersOptions(lines=4, rounds=1, latency_calls=1, peers=("fastembed",), venvs=tmp_path, work=tmp_path / "w"),
                          say=lambda line: None)
     (row,) = document["contenders"]
-    assert row["status"] == "skipped"
-    assert "runs the model.onnx that st-onnx exports" in row["reason"] and "--peers st-onnx,fastembed" in row["reason"]
+    assert row["status"] == "skipped" and document["runs"] == []
+    assert row["reason"].startswith("could not be prepared here: it runs the model.onnx that st-onnx exports, which failed: "
+                                    "prepare exited with status 1: ")
 
 
 def test_a_contender_whose_worker_fails_is_skipped_with_the_tail_of_its_stderr(tmp_path):
@@ -159,3 +161,10 @@ def test_cli_peers_suite_reports_a_missing_venv_and_refuses_bad_counts(tmp_path,
     assert "--rounds 0: give a positive count" in capsys.readouterr().err
     assert main(["bench", "--suite", "peers", "--compare", str(out / "results.json"), "--out", str(out)]) == 2
     assert "no --compare or --results gate" in capsys.readouterr().err
+
+
+def test_cli_help_names_every_contender(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    help_text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, at hyphens too
+    assert ",".join(PEER_NAMES) in help_text

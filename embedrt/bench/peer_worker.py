@@ -34,6 +34,7 @@ WARMUP_QUERIES = 3
 
 
 def versions() -> dict[str, str]:
+    """embedrt.versions.package_versions, written again here because the peer venvs have no embedrt to import."""
     found = {}
     for name in PACKAGES:
         try:
@@ -95,13 +96,13 @@ def _prepare_st_onnx(job: dict, model_dir: Path, threads: int) -> dict:
 
 
 def _prepare_st_openvino(job: dict, model_dir: Path, threads: int) -> dict:
-    variant = job["variant"]  # "fp32" | "int8-static"
+    variant = job["variant"]  # "fp32" | "fp32-f32-hint" | "int8-static"
     fp32 = "openvino/openvino_model.xml"
     if not (model_dir / fp32).is_file():
         from sentence_transformers import SentenceTransformer
 
         SentenceTransformer(str(model_dir), backend="openvino", device="cpu").save_pretrained(str(model_dir))
-    if variant == "fp32":
+    if variant.startswith("fp32"):
         return {"model_file": fp32}
     target = "openvino/openvino_model_qint8_quantized.xml"
     calibration = _calibration_dir(Path(job["calibration"]), model_dir.parent / "calibration")
@@ -150,11 +151,23 @@ def _st_onnx(model_dir: Path, model_file: str, threads: int):
                                model_kwargs={"file_name": model_file, "provider": "CPUExecutionProvider", "session_options": options})
 
 
-def _st_openvino(model_dir: Path, model_file: str, threads: int):
+def _st_openvino(model_dir: Path, model_file: str, threads: int, precision_hint: str | None = None):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(model_dir), backend="openvino", device="cpu",
-                               model_kwargs={"file_name": model_file, "ov_config": {"INFERENCE_NUM_THREADS": str(threads)}})
+    config = {"INFERENCE_NUM_THREADS": str(threads), **({"INFERENCE_PRECISION_HINT": precision_hint} if precision_hint else {})}
+    return SentenceTransformer(str(model_dir), backend="openvino", device="cpu", model_kwargs={"file_name": model_file, "ov_config": config})
+
+
+def _openvino_precision(model) -> str:
+    """What OpenVINO computes in: its CPU plugin runs an fp32 model in bf16 where the CPU has bf16 units, unless told not to."""
+    model.encode(["compile"])  # the compiled model exists after the first call
+    try:
+        request = model[0].auto_model.request
+        compiled = request if hasattr(request, "get_property") else request.get_compiled_model()
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        return hint.to_string() if hasattr(hint, "to_string") else str(hint)  # an openvino Type: "bf16", "f32"
+    except (AttributeError, RuntimeError) as exc:  # optimum-intel's internals moved: say so, do not stop the run
+        return f"unknown ({exc})"
 
 
 def _st_encoder(model):
@@ -180,8 +193,14 @@ def load(job: dict):
     if kind in ("st-onnx", "st-openvino"):
         model_dir = Path(job["work"])
         model_file = job["prepared"]["model_file"]
-        model = (_st_onnx if kind == "st-onnx" else _st_openvino)(model_dir, model_file, threads)
-        return _st_encoder(model), {"batch": f"{ST_BATCH}, sorted by length", "max_length": model.max_seq_length, "model_file": model_file}
+        if kind == "st-onnx":
+            model = _st_onnx(model_dir, model_file, threads)
+        else:  # "fp32-f32-hint": OpenVINO told to compute in f32, not in the bf16 it picks on a CPU with bf16 units
+            model = _st_openvino(model_dir, model_file, threads, "f32" if job["variant"] == "fp32-f32-hint" else None)
+        details = {"batch": f"{ST_BATCH}, sorted by length", "max_length": model.max_seq_length, "model_file": model_file}
+        if kind == "st-openvino":
+            details["inference_precision"] = _openvino_precision(model)
+        return _st_encoder(model), details
     if kind == "fastembed":
         from fastembed import TextEmbedding
         from fastembed.common.model_description import ModelSource, PoolingType

@@ -54,6 +54,7 @@ CONTENDERS = (
     Contender("st-onnx-o3", "sentence-transformers ONNX O3", "st-onnx", "st-onnx", "O3"),
     Contender("st-onnx-qint8", "sentence-transformers ONNX qint8 (dynamic)", "st-onnx", "st-onnx", "qint8"),
     Contender("st-openvino", "sentence-transformers OpenVINO fp32", "st-openvino", "st-openvino", "fp32"),
+    Contender("st-openvino-f32", "sentence-transformers OpenVINO fp32 (f32 precision hint)", "st-openvino", "st-openvino", "fp32-f32-hint"),
     Contender("st-openvino-int8", "sentence-transformers OpenVINO int8 (static)", "st-openvino", "st-openvino", "int8-static"),
     Contender("fastembed", "fastembed (max_length 256)", "fastembed", "fastembed", "fp32", needs="st-onnx"),
     Contender("embedrt-fp32", "embedrt fp32", "embedrt", None, "fp32"),
@@ -158,7 +159,7 @@ def run_peers(options: PeersOptions, *, say: Callable[[str], None] = lambda line
         (scratch / "queries.json").write_text(json.dumps(queries), encoding="utf-8")
         (scratch / "calibration.json").write_text(json.dumps(texts[:CALIBRATION_LINES]), encoding="utf-8")
         common = {"source": str(source), "texts": str(scratch / "texts.json"), "queries": str(scratch / "queries.json")}
-        ready = _prepare(options, conditions, source, work, scratch, common, rows, say)
+        ready = _prepare(options, conditions, work, scratch, common, rows, say)
         if ready:
             baseline = _Ready(BASELINE, sys.executable, {**common, "contender": BASELINE.name, "kind": BASELINE.kind,
                                                          "variant": BASELINE.variant})
@@ -200,45 +201,51 @@ def _skip(rows: dict[str, dict[str, Any]], contender: Contender, reason: str, sa
     say(f"skipped {contender.name}: {reason}")
 
 
-def _prepare(options: PeersOptions, conditions: dict[str, Any], source: Path, work: Path, scratch: Path, common: dict[str, Any],
+def _prepare(options: PeersOptions, conditions: dict[str, Any], work: Path, scratch: Path, common: dict[str, Any],
              rows: dict[str, dict[str, Any]], say: Callable[[str], None]) -> list[_Ready]:
     """Each chosen contender's model files, made once (untimed); those that cannot run here are skipped, saying why."""
     ready: list[_Ready] = []
-    prepared: dict[str, dict[str, Any]] = {}
+    prepared: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def prepare_one(contender: Contender) -> tuple[str, dict[str, Any]]:
+        """(its interpreter, its run job); a contender another one needs is prepared once, measured or not."""
+        if contender.name in prepared:
+            return prepared[contender.name]
+        job: dict[str, Any] = {**common, "contender": contender.name, "kind": contender.kind, "variant": contender.variant}
+        python = sys.executable if contender.venv is None else str(options.venvs / contender.venv / "bin" / "python")
+        if not Path(python).is_file():
+            raise WorkerFailed(f"no virtual environment at {options.venvs / contender.venv}: create it with `make bench-peers` "
+                               f"(installs requirements/peers-{contender.venv}.txt)")
+        if contender.kind == "embedrt":
+            job["export"] = str(_embedrt_export(contender.variant, options.text_model))
+        elif contender.kind != "st-torch":
+            job["work"] = str(work / (contender.venv if contender.needs is None else contender.name))
+            if contender.kind == "st-onnx":
+                job["quantization_config"] = qint8_config(conditions["cpu_flags"])
+            if contender.kind == "st-openvino":
+                job.update(calibration=str(scratch / "calibration.json"), calibration_lines=min(CALIBRATION_LINES, options.lines))
+            if contender.needs:
+                needed = next(c for c in CONTENDERS if c.name == contender.needs)
+                try:
+                    _, needed_job = prepare_one(needed)
+                except (WorkerFailed, EmbedrtError) as exc:
+                    raise WorkerFailed(f"it runs the model.onnx that {needed.name} exports, which failed: {exc}") from exc
+                job.update(onnx_file=str(Path(needed_job["work"]) / needed_job["prepared"]["model_file"]), max_length=FASTEMBED_MAX_LENGTH)
+            say(f"preparing {contender.name} (once, untimed)")
+            job["prepared"] = call_worker(python, {**job, "action": "prepare"}, scratch, threads=options.threads,
+                                          own_venv=contender.venv is not None, timeout_s=PREPARE_TIMEOUT_S)
+        prepared[contender.name] = (python, job)
+        return python, job
+
     for contender in CONTENDERS:
         if contender.name not in options.peers:
             continue
-        job: dict[str, Any] = {**common, "contender": contender.name, "kind": contender.kind, "variant": contender.variant}
-        if contender.venv is None:
-            python = sys.executable
-        else:
-            python = str(options.venvs / contender.venv / "bin" / "python")
-            if not Path(python).is_file():
-                _skip(rows, contender, f"no virtual environment at {options.venvs / contender.venv}: create it with `make bench-peers` "
-                                       f"(installs requirements/peers-{contender.venv}.txt)", say)
-                continue
         try:
-            if contender.kind == "embedrt":
-                job["export"] = str(_embedrt_export(contender.variant, options.text_model))
-            elif contender.kind in ("st-onnx", "st-openvino", "fastembed"):
-                job.update(work=str(work / (contender.venv if contender.needs is None else contender.name)))
-                if contender.kind == "st-onnx":
-                    job["quantization_config"] = qint8_config(conditions["cpu_flags"])
-                if contender.kind == "st-openvino":
-                    job.update(calibration=str(scratch / "calibration.json"), calibration_lines=min(CALIBRATION_LINES, options.lines))
-                if contender.needs:
-                    if contender.needs not in prepared:
-                        raise WorkerFailed(f"it runs the model.onnx that {contender.needs} exports; measure {contender.needs} too "
-                                           f"(--peers {contender.needs},{contender.name}) or make its venv")
-                    job.update(onnx_file=str(Path(prepared[contender.needs]["work"]) / prepared[contender.needs]["prepared"]["model_file"]),
-                               max_length=FASTEMBED_MAX_LENGTH)
-                say(f"preparing {contender.name} (once, untimed)")
-                job["prepared"] = call_worker(python, {**job, "action": "prepare"}, scratch, threads=options.threads,
-                                              own_venv=contender.venv is not None, timeout_s=PREPARE_TIMEOUT_S)
+            python, job = prepare_one(contender)
         except (WorkerFailed, EmbedrtError) as exc:
-            _skip(rows, contender, f"could not be prepared here: {exc}", say)
+            reason = str(exc) if str(exc).startswith("no virtual environment") else f"could not be prepared here: {exc}"
+            _skip(rows, contender, reason, say)
             continue
-        prepared[contender.name] = job
         ready.append(_Ready(contender, python, job))
         rows[contender.name] = {"name": contender.name, "label": contender.label, "status": "measured", "kind": contender.kind,
                                 "venv": contender.venv or "main"}
@@ -262,7 +269,7 @@ def _embedrt_export(precision: str, text_model: str | None) -> Path:
 
 def _interleaved(baseline: _Ready, ready: list[_Ready], options: PeersOptions, scratch: Path,
                  rows: dict[str, dict[str, Any]], say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Runs in the order [torch fp32, contender 1, torch fp32, contender 2, ..., torch fp32], `rounds` times."""
+    """After an untimed torch fp32 run: [torch fp32, contender 1, torch fp32, contender 2, ..., torch fp32], `rounds` times."""
     runs: list[dict[str, Any]] = []
 
     def one(entry: _Ready, round_: int) -> dict[str, Any] | None:
@@ -285,6 +292,13 @@ def _interleaved(baseline: _Ready, ready: list[_Ready], options: PeersOptions, s
             f"batch-1 p50 {result['p50_ms']:.2f} ms (load average {load[0] if load else '?'})")
         return record
 
+    # an untimed torch fp32 run first: the first process after the preparations read its libraries from a cold page cache
+    say("warm-up run of torch-fp32 (untimed)")
+    try:
+        call_worker(baseline.python, {**baseline.job, "action": "run", "vectors": str(scratch / "warm-up.npy")}, scratch,
+                    threads=options.threads, own_venv=False, timeout_s=RUN_TIMEOUT_S)
+    except WorkerFailed as exc:
+        raise EmbedrtError(f"the baseline (sentence-transformers torch fp32) failed, so no ratio can be measured: {exc}") from exc
     for round_ in range(options.rounds):
         for entry in ready:
             if rows[entry.contender.name]["status"] != "measured":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ def peers_table(document: dict[str, Any]) -> str:
         if row["status"] != "measured":
             continue
         truncated = "–" if row.get("truncated_inputs") is None else f"{row['truncated_inputs']} of {lines_total} (at {row['max_length']})"
-        cells = [row["label"], _num(row.get("texts_per_s"), 1), _num(row.get("ratio"), 2, "x"), _num(row.get("p50_ms"), 2),
+        hint = row.get("details", {}).get("inference_precision")  # OpenVINO picks bf16 on a CPU with bf16 units
+        hint = re.sub(r"^<Type: '(\w+)'>$", r"\1", hint) if hint else None  # recorded as str(openvino.Type) before it was named
+        cells = [row["label"] + (f", precision hint {hint}" if hint else ""), _num(row.get("texts_per_s"), 1), _num(row.get("ratio"), 2, "x"), _num(row.get("p50_ms"), 2),
                  _num(row.get("p50_ratio"), 2, "x"), _num(row.get("cosine_min"), 4), _num(row.get("cosine_mean"), 4),
                  truncated, str(row.get("batch") or "–"), _versions(row)]
         lines.append("| " + " | ".join(cells) + " |")
