@@ -68,6 +68,27 @@ def run_streaming(model: str, source: str, workdir: str) -> dict:
     return {"seconds": end - start, "seconds_with_load": end - loading, "rows": summary.written}
 
 
+def cpu_seconds_by_role() -> dict[str, float]:
+    """CPU seconds used so far by this driver, the embedding actors and Ray's other processes (from /proc)."""
+    tick, roles = os.sysconf("SC_CLK_TCK"), {"driver": 0.0, "actors": 0.0, "ray_other": 0.0}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            used = (int(fields[11]) + int(fields[12])) / tick
+            if int(entry) == os.getpid():
+                roles["driver"] += used
+            elif b"MapWorker" in cmdline:
+                roles["actors"] += used
+            elif b"ray::" in cmdline or b"/ray/" in cmdline:
+                roles["ray_other"] += used
+    return roles
+
+
 def timed_embed_class():
     """embedrt.ray.Embed that also returns, per batch, its actor's pid, the call's start and end and the actor's peak RSS."""
     import numpy as np
@@ -97,6 +118,7 @@ def run_ray(model: str, source: str, workdir: str, actors: int, threads: int) ->
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)  # the machine's CPUs, as a user gets it
     init_s = time.perf_counter() - started
     try:
+        cpu_before = cpu_seconds_by_role()
         start, wall_start = time.perf_counter(), time.time()
         ds = embedrt.ray.embed_dataset(ray.data.read_parquet(source), model, concurrency=actors, threads=threads,
                                        embed_class=timed_embed_class())
@@ -104,6 +126,7 @@ def run_ray(model: str, source: str, workdir: str, actors: int, threads: int) ->
         shutil.rmtree(target, ignore_errors=True)  # write_parquet adds files to a directory: an earlier round's would count twice
         ds.write_parquet(str(target))
         seconds = time.perf_counter() - start
+        cpu_after = cpu_seconds_by_role()  # actors that exited before this are missing: their busy_s says what they did
         cpus = embedrt.ray.node_cpus(ray)
     finally:
         ray.shutdown()
@@ -118,6 +141,7 @@ def run_ray(model: str, source: str, workdir: str, actors: int, threads: int) ->
         "busy_s": [round(float((g.bench_end - g.bench_start).sum()), 1) for _, g in actors_seen],
         "calls": [len(g) for _, g in actors_seen],
         "actor_peak_mb": [round(float(g.bench_peak_mb.max()), 1) for _, g in actors_seen],
+        "cpu_s": {role: round(cpu_after[role] - cpu_before[role], 1) for role in cpu_after},
     }
 
 
