@@ -2,8 +2,8 @@
 
 A measurement, not a test. Embeds `--sentences` mixed-length sentences (the text-vs-st workload's inputs) with
 the export's TextEmbedder, its session swapped for one with ONNX Runtime's profiler on (same session options),
-and prints each operator type's share of the node time, and the time spent outside the graph (tokenising,
-batching, pooling in numpy), for each export dir given.
+and prints each operator type's share of the node time, the time spent outside the graph (tokenising,
+batching, pooling in numpy), and the tokenising stage alone, for each export dir given.
 
     flock /tmp/embedrt-bench.lock python benchmarks/engine_profile.py EXPORT_DIR [EXPORT_DIR ...] [--sentences 2000]
 """
@@ -29,6 +29,14 @@ from embedrt.sample_text import sample_sentences
 def profile(export_dir: Path, texts: list[str], max_batch_tokens: int | None) -> None:
     embedder = TextEmbedder(export_dir, max_batch_tokens=max_batch_tokens)
     embedder.embed(texts[:64])  # warm-up: buffers and thread pools before the profiled pass
+    tokenize = []
+    for _ in range(3):
+        start = time.perf_counter()
+        embedder.tokenize(texts)
+        tokenize.append(time.perf_counter() - start)
+    plain = time.perf_counter()
+    embedder.embed(texts)
+    plain = time.perf_counter() - plain
     backend = embedder.backend
     with tempfile.TemporaryDirectory() as tmp:
         options = session_options()
@@ -50,6 +58,8 @@ def profile(export_dir: Path, texts: list[str], max_batch_tokens: int | None) ->
     node_total = sum(by_op.values())
     print(f"\n{export_dir}: {len(texts)} sentences in {wall:.2f} s ({len(texts) / wall:.1f}/s, profiler on), "
           f"max_batch_tokens {embedder.max_batch_tokens}")
+    print(f"  without the profiler: {plain:.2f} s ({len(texts) / plain:.1f}/s), of which tokenising (stage 1) {min(tokenize):.3f} s "
+          f"({100 * min(tokenize) / plain:.1f}%): what overlapping it with the engine could save at most")
     print(f"  session runs {runs / 1e6:.2f} s of which nodes {node_total / 1e6:.2f} s; outside the session {wall - runs / 1e6:.2f} s")
     for op, us in by_op.most_common():
         print(f"  {op:32} {us / 1e6:7.3f} s {100 * us / node_total:5.1f}%")
