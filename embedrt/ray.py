@@ -105,6 +105,11 @@ class Embed:
         return batch
 
 
+def _require_count(name: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EmbedrtError(f"{name}={value!r}: give {what}, an int >= 1.")
+
+
 def actor_sizing(node_cpus: Sequence[float], *, threads: int = 1, concurrency: int | None = None) -> tuple[int, float]:
     """(actors, CPUs each reserves) for actors of `threads` ONNX Runtime threads on nodes with these CPUs.
 
@@ -112,10 +117,9 @@ def actor_sizing(node_cpus: Sequence[float], *, threads: int = 1, concurrency: i
     actor reserves fewer CPUs than it runs threads: a node full of actors keeps one CPU free for Ray Data's
     read and write tasks, which never start (and the job never ends) when actors hold every CPU.
     """
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise EmbedrtError(f"threads={threads!r}: give the ONNX Runtime threads per actor, an int >= 1.")
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
-        raise EmbedrtError(f"concurrency={concurrency!r}: give the number of actors, an int >= 1 (or None for one per {threads} CPU(s)).")
+    _require_count("threads", threads, "the ONNX Runtime threads per actor")
+    if concurrency is not None:
+        _require_count("concurrency", concurrency, f"the number of actors (or None for one per {threads} CPU(s))")
     cpus = [int(c) for c in node_cpus if c >= 1]
     if not cpus:
         raise EmbedrtError("the Ray cluster has no node with a CPU; start Ray with num_cpus >= 1 (ray.init(num_cpus=N)).")
@@ -146,8 +150,7 @@ def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str 
         from embedrt.manifest import read_manifest
 
         read_manifest(Path(model))  # a wrong path fails here, once, not in each actor
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise EmbedrtError(f"batch_size={batch_size!r}: give the rows per actor call, an int >= 1.")
+    _require_count("batch_size", batch_size, "the rows per actor call")
     actors, reserved = actor_sizing(node_cpus(ray), threads=threads, concurrency=concurrency)
     embedded = ds.repartition(target_num_rows_per_block=batch_size).map_batches(
         embed_class,
