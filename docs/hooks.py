@@ -26,7 +26,8 @@ def conditions(document: dict) -> str:
     return "\n".join([
         f"- **CPU**: {c['cpu']}, {c['usable_cpus']} usable cores, flags {', '.join(c['cpu_flags'])}; "
         f"{c['memory_gib']} GiB; GPU: {', '.join(c['gpus']) or 'none'}",
-        f"- **GEMM peak** measured in the run: fp32 {r['fp32_peak_gflops']} GFLOP/s, int8 {r['int8_peak_gops']} GOP/s",
+        f"- **GEMM peak** measured in the run: fp32 {r['fp32_peak_gflops']} GFLOP/s, int8 {r['int8_peak_gops']} GOP/s"
+        + ("" if "runs" in r else " (measured before the roofline was corrected: [why it understates the peak](#the-roofline-what-of-peak-divides-by))"),
         f"- **Load average** (1, 5, 15 min) at start {c['load_average_at_start']}, at end {c['load_average_at_end']}",
         f"- **Run**: suite `{document['suite']}`{' (quick)' if document.get('quick') else ''}, started {document['started_at']}, "
         f"{document['duration_s']} s; Python {c['python']}",

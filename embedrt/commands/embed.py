@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     embed.add_argument("--ray", action="store_true", help="run on Ray Data; --output is then a directory of Parquet files")
     embed.add_argument("--address", metavar="ADDR", help="with --ray: the cluster to join ('auto', ray://host:10001); default: a local Ray")
-    embed.add_argument("--concurrency", type=int, default=None, help="with --ray: embedding actors (default: one per 2 CPUs of the cluster)")
+    embed.add_argument("--concurrency", type=int, default=None, help="with --ray: embedding actors (default: one 1-thread actor per CPU of each node)")
     embed.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     embed.add_argument("--max-batch-tokens", type=int, default=None)
     embed.add_argument("--no-truncate", dest="truncate", action="store_false", help="fail on texts longer than the model's max length")
