@@ -49,23 +49,20 @@ def _least_cost_cuts(longest_first: np.ndarray, budget: int, max_size: int, padd
     summed = np.concatenate(([0], np.cumsum(longest_first)))
     best = np.zeros(n + 1)  # best[j]: least cost of the first j inputs
     start_of = np.zeros(n + 1, dtype=np.int64)  # where the last batch of that best cut starts
-    lo = 0
+    lo = 0  # the earliest start within both limits; it never moves back as j grows
     for j in range(1, n + 1):
-        # the earliest start within both limits; it never moves back as j grows
-        while lo < j - 1 and (j - lo > max_size or _cost(longest_first, summed, lo, j, padded) > budget):
-            lo += 1
+        lo = max(lo, j - max_size)
         starts = np.arange(lo, j)
-        costs = best[lo:j] + (summed[j] - summed[lo:j] if not padded else (j - starts) * longest_first[lo:j]) + overhead
+        batch = (j - starts) * longest_first[lo:j] if padded else summed[j] - summed[lo:j]  # the cost of batch [start, j)
+        over = int(np.count_nonzero(batch[:-1] > budget))  # costs fall as the start moves up: the over-budget ones lead
+        lo, batch = lo + over, batch[over:]
+        costs = best[lo:j] + batch + overhead
         k = len(costs) - 1 - int(np.argmin(costs[::-1]))  # on a tie the shorter last batch: full batches come first
         best[j], start_of[j] = costs[k], lo + k
     cuts = [n]
     while cuts[-1] > 0:
         cuts.append(int(start_of[cuts[-1]]))
     return cuts[::-1]
-
-
-def _cost(longest_first: np.ndarray, summed: np.ndarray, start: int, end: int, padded: bool) -> int:
-    return int((end - start) * longest_first[start]) if padded else int(summed[end] - summed[start])
 
 
 def restore_order(batches: Sequence[np.ndarray], results: Sequence[np.ndarray], n: int) -> np.ndarray:
