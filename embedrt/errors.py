@@ -35,3 +35,9 @@ class OutputError(EmbedrtError):
 
 class TritonError(EmbedrtError):
     """A Triton server could not be started, reached, or asked (unknown model, refused shape, failed load)."""
+
+
+def require_count(name: str, value: object, what: str) -> None:
+    """An option that counts something: an int >= 1 (not a bool), or an EmbedrtError naming it and what it counts."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EmbedrtError(f"{name}={value!r}: give {what}, an int >= 1.")

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from embedrt.errors import EmbedrtError, InputError
+from embedrt.errors import EmbedrtError, InputError, require_count
 
 TRUNCATED_COLUMN = "embedrt_truncated"
 DEFAULT_BATCH_SIZE = 512  # rows per block and map_batches call: sorted, pads 1.4 % more tokens than one global sort
@@ -105,11 +105,6 @@ class Embed:
         return batch
 
 
-def _require_count(name: str, value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EmbedrtError(f"{name}={value!r}: give {what}, an int >= 1.")
-
-
 def actor_sizing(node_cpus: Sequence[float], *, threads: int = 1, concurrency: int | None = None) -> tuple[int, float]:
     """(actors, CPUs each reserves) for actors of `threads` ONNX Runtime threads on nodes with these CPUs.
 
@@ -117,9 +112,9 @@ def actor_sizing(node_cpus: Sequence[float], *, threads: int = 1, concurrency: i
     actor reserves fewer CPUs than it runs threads: a node full of actors keeps one CPU free for Ray Data's
     read and write tasks, which never start (and the job never ends) when actors hold every CPU.
     """
-    _require_count("threads", threads, "the ONNX Runtime threads per actor")
+    require_count("threads", threads, "the ONNX Runtime threads per actor")
     if concurrency is not None:
-        _require_count("concurrency", concurrency, f"the number of actors (or None for one per {threads} CPU(s))")
+        require_count("concurrency", concurrency, f"the number of actors (or None for one per {threads} CPU(s))")
     cpus = [int(c) for c in node_cpus if c >= 1]
     if not cpus:
         raise EmbedrtError("the Ray cluster has no node with a CPU; start Ray with num_cpus >= 1 (ray.init(num_cpus=N)).")
@@ -150,7 +145,7 @@ def embed_dataset(ds, model: str | os.PathLike | ExportRef, *, text_column: str 
         from embedrt.manifest import read_manifest
 
         read_manifest(Path(model))  # a wrong path fails here, once, not in each actor
-    _require_count("batch_size", batch_size, "the rows per actor call")
+    require_count("batch_size", batch_size, "the rows per actor call")
     actors, reserved = actor_sizing(node_cpus(ray), threads=threads, concurrency=concurrency)
     embedded = ds.repartition(target_num_rows_per_block=batch_size).map_batches(
         embed_class,

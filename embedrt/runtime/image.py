@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from embedrt.errors import EmbedrtError, InputError, ManifestError
+from embedrt.errors import EmbedrtError, InputError, ManifestError, require_count
 from embedrt.manifest import ImagePreprocessing, Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import iter_chunks
@@ -82,8 +82,7 @@ class ImageEmbedder:
         self.workers = workers or min(4, os.cpu_count() or 1)
         if self.batch_size < 1 or self.workers < 1:
             raise EmbedrtError(f"max_batch_size ({max_batch_size}) and workers ({workers}) must be >= 1.")
-        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-            raise EmbedrtError(f"max_pixels={max_pixels!r}: give the most pixels an image may have, an int >= 1.")
+        require_count("max_pixels", max_pixels, "the most pixels an image may have")
         self.max_pixels = max_pixels
         self.self_check = self_check(self.path, self.manifest, lambda ref: self.embed(list(ref["images"])), verify)
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from embedrt.errors import EmbedrtError, ManifestError
+from embedrt.errors import ManifestError, require_count
 from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
@@ -63,8 +63,7 @@ class TextEmbedder:
         self.max_batch_tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device]
         self.max_batch_size = min(max_batch_size or backend.max_batch_size, backend.max_batch_size)
         self.truncate = truncate
-        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-            raise EmbedrtError(f"max_chars={max_chars!r}: give the most characters a text may have, an int >= 1.")
+        require_count("max_chars", max_chars, "the most characters a text may have")
         self.max_chars = max_chars
         self._lock = threading.Lock()
         self.truncated_total = 0  # texts cut at max_length since this embedder was made
