@@ -28,6 +28,7 @@ import numpy as np
 from embedrt.bench.machine import load_average, machine_conditions
 from embedrt.bench.workloads import Workload, raw_tokenizer, text_inputs
 from embedrt.errors import EmbedrtError
+from embedrt.gate import cosine_rows
 
 SCHEMA = "embedrt-bench-peers/1"
 WORKER = Path(__file__).with_name("peer_worker.py")
@@ -354,8 +355,7 @@ def cosines(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
     if vectors.shape != reference.shape:
         raise EmbedrtError(f"vectors of shape {vectors.shape} cannot be compared with torch fp32's {reference.shape}: "
                            "the contender returned another number of rows or another dimension.")
-    dots = np.einsum("ij,ij->i", vectors.astype(np.float64), reference.astype(np.float64))
-    return dots / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1))
+    return cosine_rows(vectors, reference)
 
 
 def _accuracy(rows: dict[str, dict[str, Any]], runs: list[dict[str, Any]]) -> None:
