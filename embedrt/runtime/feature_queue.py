@@ -12,8 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import plan_batches
 from embedrt.runtime.feature_rows import CheckedColumn, CheckedRows
+from embedrt.runtime.lanes import Lanes
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.queue import SENTENCE, EmbedFuture, RequestQueue
 
@@ -67,6 +69,7 @@ class _FeatureEngine:
     def __init__(self, embedder) -> None:
         self.embedder = embedder
         self.round_inputs = embedder.max_batch_size
+        self.lanes = Lanes(embedder.backend)
 
     def cost(self, row: Row) -> int:
         return 1
@@ -79,9 +82,9 @@ class _FeatureEngine:
         checked = join_rows(self.embedder.columns, items)
         return next(checked.feeds(max(checked.n, 1)))[1]
 
-    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str], engine: Backend) -> dict[str, np.ndarray]:
         output = self.embedder.output
-        return {"vectors": self.embedder.backend.run(inputs, [output])[output]}
+        return {"vectors": engine.run(inputs, [output])[output]}
 
     def rows(self, out: dict[str, np.ndarray], items: list[Row], wants: list[str]) -> list[np.ndarray]:
         return list(out["vectors"])

@@ -2,11 +2,12 @@
 
 Callers prepare their own inputs (tokenise, decode images) in their own thread, so that CPU work overlaps
 the engine. The engine thread merges every pending request into one round, cut by the one batcher
-(runtime.batching.plan_batches), and pads and runs its batches; a finisher thread pools them and resolves
-each request's future once all its rows are in. A new round forms when the engine has run the last batch
-of the previous one (as TEI's queue does), so under load rounds grow instead of queueing small batches.
-Two threads, not three: padding is cheap, and each hand-off between threads costs a request latency.
-Nothing here knows of HTTP.
+(runtime.batching.plan_batches), and runs its batches on the engine's lanes (runtime.lanes): on a CPU,
+several batches at once, one core each, each lane pooling its own batch and resolving each request's
+future once all its rows are in; with one lane (a GPU, an image model) a finisher thread pools while the
+engine runs the next batch. A new round forms when the last batch of the previous one has run (as TEI's
+queue does), so under load rounds grow instead of queueing small batches. Each hand-off between threads
+costs a request latency, so there are no more of them than that. Nothing here knows of HTTP.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from embedrt.errors import EmbedrtError, InputError
+from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import plan_batches
+from embedrt.runtime.lanes import Lanes
 from embedrt.runtime.outputs import check_finite
 
 DEFAULT_MAX_WAIT_MS = 2.0  # a lone request waits this long for company before its round starts
@@ -80,6 +83,7 @@ class _Engine(Protocol):
     """The modality's part: how inputs are costed, padded, run and read back."""
 
     round_inputs: int  # inputs pending at which a round starts without waiting
+    lanes: Lanes  # where a round's batches run (several at once on a CPU text engine)
 
     def cost(self, item: Any) -> int: ...
 
@@ -87,7 +91,7 @@ class _Engine(Protocol):
 
     def prepare(self, items: list[Any], wants: set[str]) -> dict[str, np.ndarray]: ...
 
-    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]: ...
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str], engine: Backend) -> dict[str, np.ndarray]: ...
 
     def rows(self, out: dict[str, np.ndarray], items: list[Any], wants: list[str]) -> list[Any]: ...
 
@@ -111,7 +115,8 @@ class RequestQueue:
         self._last_round = 1  # requests the last round took: as many are expected back for the next
         self._cond = threading.Condition()
         self._closed = False
-        self._to_finisher: Queue = Queue(STAGE_DEPTH)
+        self._to_finisher: Queue = Queue(STAGE_DEPTH)  # with one lane: batches run ahead of their pooling
+        self._rows_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=target, name=f"embedrt-queue-{name}-{stage}", daemon=True)
             for stage, target in (("engine", self._engine_loop), ("finisher", self._finisher))
@@ -200,39 +205,53 @@ class RequestQueue:
                 return
             owners = [(r, i) for r in round_ for i in range(len(r.items))]
             items = [r.items[i] for r, i in owners]
-            for idx in self.engine.plan([self.engine.cost(item) for item in items]):
-                self._run_batch([owners[k] for k in idx], [items[k] for k in idx])
+            costs = [self.engine.cost(item) for item in items]
+            plan = self.engine.plan(costs)
+            batches = [([owners[k] for k in idx], [items[k] for k in idx]) for idx in plan]
+            padded = [len(idx) * max(costs[k] for k in idx) for idx in plan]
+            for _ in self.engine.lanes.map(lambda engine, b: self._run_batch(*batches[b], engine), padded):
+                pass  # the round's batches are all run before the next round forms
 
-    def _run_batch(self, batch: list[tuple[_Request, int]], items: list[Any]) -> None:
+    def _run_batch(self, batch: list[tuple[_Request, int]], items: list[Any], engine: Backend) -> None:
         wants = {r.want for r, _ in batch}
         try:
             inputs = self.engine.prepare(items, wants)
             start = time.perf_counter()
-            out = self.engine.run(inputs, wants)
+            out = self.engine.run(inputs, wants, engine)
         except Exception as exc:  # noqa: BLE001 - reported on the futures, never lost
             self._fail(batch, exc)
             return
         self.observer.on_batch(len(batch), int(sum(self.engine.cost(item) for item in items)), time.perf_counter() - start)
-        self._to_finisher.put((batch, out))
+        if self.engine.lanes.count > 1:
+            self._finish(batch, out)  # several lanes overlap one another's CPU work: no hand-off needed
+        else:
+            self._to_finisher.put((batch, out))
 
     def _finisher(self) -> None:
         while True:
             work = self._to_finisher.get()
             if work is None:
                 return
-            batch, out = work
-            try:
-                rows = self.engine.rows(out, [r.items[i] for r, i in batch], [r.want for r, _ in batch])
-            except Exception as exc:  # noqa: BLE001
-                self._fail(batch, exc)
-                continue
+            self._finish(*work)
+
+    def _finish(self, batch: list[tuple[_Request, int]], out: dict[str, np.ndarray]) -> None:
+        """Pool a batch's rows into their requests; resolve each request whose last row this was."""
+        try:
+            rows = self.engine.rows(out, [r.items[i] for r, i in batch], [r.want for r, _ in batch])
+        except Exception as exc:  # noqa: BLE001
+            self._fail(batch, exc)
+            return
+        complete = []
+        with self._rows_lock:  # lanes finish batches of the same request at once
             for (request, i), row in zip(batch, rows):
                 if request.failed:
                     continue
                 request.results[i] = row
                 request.missing -= 1
                 if request.missing == 0:
-                    self._resolve(request)
+                    complete.append(request)
+        for request in complete:
+            self._resolve(request)
 
     def _resolve(self, request: _Request) -> None:
         try:
@@ -250,9 +269,10 @@ class RequestQueue:
             self._fail_request(request, exc)
 
     def _fail_request(self, request: _Request, exc: BaseException) -> None:
-        if request.failed:
-            return
-        request.failed = True
+        with self._rows_lock:
+            if request.failed:
+                return
+            request.failed = True
         self.observer.on_request("error", prepare=request.prepare_s, queued=request.started - request.enqueued,
                                  inference=time.perf_counter() - request.started, inputs=len(request.items), tokens=request.future.tokens)
         request.future.set_exception(exc)
@@ -330,6 +350,7 @@ class _TextEngine:
         self.sentence_output = SENTENCE_OUTPUT if embedder.manifest.pooled_in_graph else TOKEN_OUTPUT
         self.token_output = TOKEN_OUTPUT
         self.round_inputs = embedder.max_batch_size  # no need to wait once a full batch is pending
+        self.lanes = embedder.lanes
 
     def cost(self, item: tuple[np.ndarray, np.ndarray]) -> int:
         return len(item[0])
@@ -344,9 +365,9 @@ class _TextEngine:
         encoded = Encoded(ids=[ids for ids, _ in items], type_ids=[types for _, types in items], offsets=[], truncated=[])
         return pad_batch(encoded, np.arange(len(items)), self.embedder.backend.input_names, self.embedder.manifest.text.pad_token_id)
 
-    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str], engine: Backend) -> dict[str, np.ndarray]:
         names = sorted({self.sentence_output if w == SENTENCE else self.token_output for w in wants})
-        out = self.embedder.backend.run(inputs, names)
+        out = engine.run(inputs, names)
         out["attention_mask"] = inputs["attention_mask"]
         return out
 
@@ -376,6 +397,7 @@ class _ImageEngine:
     def __init__(self, embedder) -> None:
         self.embedder = embedder
         self.round_inputs = embedder.batch_size
+        self.lanes = Lanes(embedder.backend)  # one lane: the image embedder's own engine
 
     def cost(self, pixels: np.ndarray) -> int:
         return 1
@@ -387,8 +409,8 @@ class _ImageEngine:
     def prepare(self, items: list[np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
         return {"pixels": np.stack(items)}
 
-    def run(self, inputs: dict[str, np.ndarray], wants: set[str]) -> dict[str, np.ndarray]:
-        return {"vectors": self.embedder._run(inputs["pixels"])}
+    def run(self, inputs: dict[str, np.ndarray], wants: set[str], engine: Backend) -> dict[str, np.ndarray]:
+        return {"vectors": self.embedder._run(inputs["pixels"])}  # engine is embedder.backend, its only lane
 
     def rows(self, out: dict[str, np.ndarray], items: list[np.ndarray], wants: list[str]) -> list[np.ndarray]:
         return list(out["vectors"])

@@ -55,6 +55,17 @@ def open_engine(
     return backend
 
 
+def open_single_thread(export_dir: Path, manifest: Manifest, *, max_batch_size: int | None, session: dict[str, Any] | None,
+                       options: dict[str, Any]) -> Backend:
+    """A second CPU session of an export an embedder has just opened (and checked), on one intra-op thread: its lanes."""
+    from embedrt.runtime.onnx_backend import OnnxBackend
+
+    single = {**(session or {}), "intra_op_threads": 1}
+    backend = OnnxBackend.for_export(export_dir, manifest, device="cpu", max_batch_size=max_batch_size, session=single, **options)
+    check_graph(export_dir, manifest, backend)
+    return backend
+
+
 def verify_files(export_dir: Path, manifest: Manifest, verify: str) -> None:
     """Step 1, before a session is made from the files."""
     if check_verify(verify) != "off":

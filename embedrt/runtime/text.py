@@ -13,9 +13,10 @@ from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
 from embedrt.runtime.inputs import check_options
+from embedrt.runtime.lanes import lane_threads, open_lanes
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
-from embedrt.runtime.self_check import open_engine, self_check
+from embedrt.runtime.self_check import open_engine, open_single_thread, self_check
 from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 SENTENCE_OUTPUT = "sentence_embedding"
@@ -31,6 +32,8 @@ class TextEmbedder:
     `max_chars` (default 1,000,000) refuses a longer text with an InputError naming it, whatever `truncate` says.
     `verify` ("error", "warn", "off"): on load the files' hashes are checked and the export's reference
     texts are embedded and held to the precision's gate (`self_check` keeps the report).
+    `lanes` (CPU): batches run at once, one core each, on a second one-thread session (default: one per
+    intra-op thread; 1 turns them off; see embedrt.runtime.lanes).
     Safe to call from several threads at once.
     """
 
@@ -46,6 +49,7 @@ class TextEmbedder:
         session: dict[str, Any] | None = None,
         backend: Backend | None = None,
         verify: str = "error",
+        lanes: int | None = None,
         **backend_options: Any,
     ) -> None:
         self.path = Path(path)
@@ -53,9 +57,14 @@ class TextEmbedder:
         if self.manifest.modality != "text":
             raise ManifestError(f"{self.path}: a {self.manifest.modality} export; use ImageEmbedder or embedrt.load().")
         assert self.manifest.text is not None
+        own_backend = backend is None
         backend = open_engine(
             self.path, self.manifest, device=device, max_batch_size=max_batch_size, session=session, backend=backend,
             verify=verify, options=backend_options,
+        )
+        self.lanes = open_lanes(
+            backend, lambda: open_single_thread(self.path, self.manifest, max_batch_size=max_batch_size, session=session, options=backend_options),
+            device=device, threads=lane_threads(session), own_backend=own_backend, lanes=lanes,
         )
         self.tokenizer = load_tokenizer(self.path, self.manifest.text)
         self.backend = backend
@@ -100,7 +109,7 @@ class TextEmbedder:
         return encoded
 
     def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None, post: Callable | None = None) -> tuple[list[np.ndarray], list]:
-        """Stage 2 (engine): length-sorted batches under the token budget; `post` reduces each result as it comes."""
+        """Stage 2 (engine): length-sorted batches under the token budget, on the lanes; `post` reduces each result as it comes."""
         batches = plan_batches(
             encoded.lengths,
             max_batch_tokens=self.max_batch_tokens,
@@ -108,14 +117,21 @@ class TextEmbedder:
             padded=self.backend.is_padded,
         )
         assert self.manifest.text is not None
-        results = []
-        for idx in batches:
-            inputs = pad_batch(encoded, idx, self.backend.input_names, self.manifest.text.pad_token_id)
-            out = self.backend.run(inputs, [output])
+        pad_id = self.manifest.text.pad_token_id
+
+        def run(engine: Backend, b: int) -> Any:
+            inputs = pad_batch(encoded, batches[b], engine.input_names, pad_id)
+            out = engine.run(inputs, [output])
             out["attention_mask"] = inputs["attention_mask"]
-            results.append(out if post is None else post(out))
+            return out if post is None else post(out)
+
+        results: list = [None] * len(batches)
+        lengths = encoded.lengths
+        costs = [len(idx) * int(lengths[idx].max()) for idx in batches]
+        for b, result in self.lanes.map(run, costs):
+            results[b] = result
             if progress is not None:
-                progress(len(idx))
+                progress(len(batches[b]))
         return batches, results
 
     def _sentence_vectors(self, result: dict[str, np.ndarray]) -> np.ndarray:
