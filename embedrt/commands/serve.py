@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--request-timeout", type=float, default=d.request_timeout, help="seconds; a later answer is a 503")
     serve.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, help="how long a lone request waits for others to batch with")
     serve.add_argument("--max-batch-tokens", type=int, default=None, help="token budget per engine batch (default: the device's)")
+    serve.add_argument("--lanes", type=int, default=None,
+                       help="text models on a CPU: batches run at once, one core each (default: one per core; 1 saves a second copy of the model)")
     serve.set_defaults(func=run)
 
 
@@ -49,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     metrics = Metrics()
     queue_options = {"max_wait_ms": args.max_wait_ms, "max_queued": limits.max_concurrent}
-    served = [load_model(m, n, device=args.device, queue_options=queue_options, observer=metrics.observer(n), max_batch_tokens=args.max_batch_tokens)
+    served = [load_model(m, n, device=args.device, queue_options=queue_options, observer=metrics.observer(n), max_batch_tokens=args.max_batch_tokens,
+                         lanes=args.lanes)
               for m, n in zip(args.models, names)]
     app = create_app(served, limits, api_key=api_key, metrics=metrics)
     print(f"embedrt serve: http://{args.host}:{args.port}  ({', '.join(ROUTES)})", flush=True)
     print(f"  limits: {limits.describe()}; API key {'required' if api_key else 'off'}", flush=True)
     for m in served:
-        print(f"  model {m.name!r}: {m.modality}, dim {m.dim}, {m.path}, providers {', '.join(m.embedder.providers)}", flush=True)
+        lanes = f", {m.embedder.lanes.count} lane(s)" if m.modality == "text" else ""
+        print(f"  model {m.name!r}: {m.modality}, dim {m.dim}, {m.path}, providers {', '.join(m.embedder.providers)}{lanes}", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=limits.request_timeout + 5)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal; once drained the answer is exit 0

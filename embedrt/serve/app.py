@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import embedrt
 from embedrt.errors import EmbedrtError, InputError, OutputError
 from embedrt.runtime.queue import SENTENCE, TOKENS, QueueClosedError, QueueFullError
-from embedrt.serve.auth import OPEN_PATHS, authorized
+from embedrt.serve.auth import ApiKeyMiddleware
 from embedrt.serve.http_errors import ApiError, api_error_response, error_response
 from embedrt.serve.limits import Limits
 from embedrt.serve.metrics import Metrics
@@ -42,6 +42,7 @@ from embedrt.serve.schemas import (
 log = logging.getLogger("embedrt.serve")
 
 RETRY_AFTER_SECONDS = "1"
+INLINE_TOKENIZE_CHARS = 4096  # texts this short are tokenised on the event loop (under 1 ms), longer ones in a worker thread
 
 
 def _body_doc(model: type) -> dict[str, Any]:
@@ -93,12 +94,8 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
                   description="Embeddings over HTTP: OpenAI /v1/embeddings, TEI /embed and /embed_all.")
     app.state.serve = state
 
-    @app.middleware("http")
-    async def check_api_key(request: Request, call_next):
-        if state.api_key and request.url.path not in OPEN_PATHS and not authorized(request.headers.get("authorization"), state.api_key):
-            return error_response(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'.", code="invalid_api_key",
-                                  headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+    if api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=api_key)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError):
@@ -173,6 +170,8 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
     async def embed_texts(served: ServedModel, call: EmbedCall, start: float, want: str):
         if call.token_ids is not None:
             future = served.queue.submit_token_ids(call.token_ids, truncate=call.truncate, output=want)
+        elif sum(map(len, call.texts)) <= INLINE_TOKENIZE_CHARS:
+            future = served.queue.submit(call.texts, truncate=call.truncate, output=want)
         else:
             future = await run_in_threadpool(served.queue.submit, call.texts, truncate=call.truncate, output=want)
         return await wait(future, start), future.tokens

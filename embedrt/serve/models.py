@@ -10,6 +10,7 @@ import numpy as np
 
 from embedrt.default_model import DEFAULT, resolve_model
 from embedrt.errors import EmbedrtError
+from embedrt.manifest import read_manifest
 from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.queue import RequestQueue, make_queue
 from embedrt.sample_text import sample_sentences
@@ -41,6 +42,7 @@ class ServedModel:
         if manifest.text is not None:
             info["max_length"] = manifest.text.max_length
             info["max_batch_tokens"] = self.embedder.max_batch_tokens
+            info["lanes"] = self.embedder.lanes.count
         return info
 
     def unnormalized(self, tokens: list[np.ndarray]) -> np.ndarray:
@@ -53,12 +55,18 @@ def model_name(model: str) -> str:
     return DEFAULT if model == DEFAULT else Path(model).resolve().name
 
 
-def load_model(model: str, name: str, *, device: str, queue_options: dict[str, Any], observer, max_batch_tokens: int | None = None) -> ServedModel:
-    """Load, self-check and warm up an export; a provider that did not activate raises ProviderError here."""
+def load_model(model: str, name: str, *, device: str, queue_options: dict[str, Any], observer, max_batch_tokens: int | None = None,
+               lanes: int | None = None) -> ServedModel:
+    """Load, self-check and warm up an export; a provider that did not activate raises ProviderError here.
+
+    `max_batch_tokens` and `lanes` are a text model's options; image and feature models ignore them.
+    """
     import embedrt
 
     path = resolve_model(model)
-    options = {"max_batch_tokens": max_batch_tokens} if max_batch_tokens else {}
+    options: dict[str, Any] = {}
+    if read_manifest(path).modality == "text":
+        options = {key: value for key, value in (("max_batch_tokens", max_batch_tokens), ("lanes", lanes)) if value is not None}
     embedder = embedrt.load(path, device=device, **options)
     warm_up(embedder)
     queue = make_queue(embedder, observer=observer, name=name, **queue_options)
