@@ -7,14 +7,16 @@ Contenders, one after another in one run, on the same requests:
                         another process (C threads, one httpx client each, base64 vectors);
   - triton:             a local tritonserver (python backend, dynamic batcher) from the same export dir, driven
                         by the same load-generator process over gRPC (skipped with the reason if it cannot start).
-The ceiling is one caller embedding every text of the workload in one call (token-budget batches), measured
-in the same run, at its start and its end (the better of the two); every throughput is printed as a ratio of it.
+Every level sends the same requests (128 by default, 1,024 texts), so that each runs long enough to reach
+its steady state and every figure is on the same texts. The ceiling is one caller embedding all those
+texts in one call (token-budget batches), measured in the same run, at its start and its end (the better
+of the two); every throughput is printed as a ratio of it.
 Also printed: in-process batch-1 p50 (one 8-sentence request at a time to embedder.embed, right before and
 right after the served runs, so the machine's load drifts less between the two), the reference for served p50
 at concurrency 1.
 
-    python benchmarks/serve_bench.py [--text-model EXPORT_DIR] [--requests-per-caller 2] [--min-requests 16]
-                                     [--concurrency 1 4 16 64] [--no-triton] [--out FILE.json]
+    python benchmarks/serve_bench.py [--text-model EXPORT_DIR] [--requests 128] [--concurrency 1 4 16 64]
+                                     [--no-triton] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -50,21 +52,32 @@ def drive(make_call, requests: list[list[str]], concurrency: int) -> dict:
 
 # -- the load generator (its own process) -------------------------------------------------------------
 class HttpCaller:
-    """One client thread's connection to `embedrt serve`; run_round closes it after the round."""
+    """One client thread's keep-alive connection to `embedrt serve`; run_round closes it after the round.
+
+    The standard library's http.client, not httpx: on this 2-core machine the load generator shares the
+    cores with the server, and httpx spends several times the CPU a request (the tests use httpx and the
+    openai client; here the client's CPU would be counted against the server).
+    """
 
     def __init__(self, url: str) -> None:
-        import httpx
+        import http.client
+        from urllib.parse import urlsplit
 
-        self.client = httpx.Client(base_url=url, timeout=600)
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
 
     def embed(self, texts: list[str]) -> None:
-        response = self.client.post("/v1/embeddings", json={"input": texts, "encoding_format": "base64"})
-        response.raise_for_status()
-        data = response.json()["data"]
+        body = json.dumps({"input": texts, "encoding_format": "base64"}).encode()
+        self.connection.request("POST", "/v1/embeddings", body=body, headers={"Content-Type": "application/json"})
+        response = self.connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"embedrt serve answered {response.status}: {payload[:300]!r}")
+        data = json.loads(payload)["data"]
         assert len(data) == len(texts) and len(base64.b64decode(data[0]["embedding"])) > 0
 
     def close(self) -> None:
-        self.client.close()
+        self.connection.close()
 
 
 def client_main(args: argparse.Namespace) -> int:
@@ -78,7 +91,10 @@ def client_main(args: argparse.Namespace) -> int:
         make = lambda: embedrt.TritonEmbedder(target, "minilm", "grpc").embed  # noqa: E731
     concurrency = args.concurrency[0]
     drive(make, requests[:2], 1)  # untimed: the server's first requests
-    print(json.dumps(drive(make, requests, concurrency)))
+    cpu = time.process_time()
+    result = drive(make, requests, concurrency)
+    result["client_cpu_ms_per_request"] = (time.process_time() - cpu) * 1000 / len(requests)
+    print(json.dumps(result))
     return 0
 
 
@@ -125,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text-model", help="text export dir (default: the bundled model, exported once)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--requests-per-caller", type=int, default=2, help="requests per level: this many per caller, at least --min-requests")
-    parser.add_argument("--min-requests", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=128, help="requests each level sends (8 texts each), the same at every level")
     parser.add_argument("--no-triton", action="store_true")
     parser.add_argument("--out", help="write the figures as JSON here")
     parser.add_argument("--client", help=argparse.SUPPRESS)
@@ -143,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("embedrt").setLevel(logging.ERROR)  # the workload's few over-long texts are cut alike everywhere
     export_dir = text_model(args.text_model)
     embedder = embedrt.TextEmbedder(export_dir)
-    levels = {c: workload(max(args.min_requests, args.requests_per_caller * c)) for c in args.concurrency}
-    everything = [t for r in levels[max(levels)] for t in r]
+    requests = workload(args.requests)
+    levels = {c: requests for c in args.concurrency}
+    everything = [t for r in requests for t in r]
     conditions = machine_conditions()
     conditions["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {conditions['cpu']} {conditions['cpu_flags']}, {conditions['usable_cpus']} usable cores; {conditions['uptime']}")
