@@ -4,16 +4,18 @@ Contenders, one after another in one run, on the same requests:
   - in-process threads: C threads call one TextEmbedder.embed (each runs its own small batches: today's behaviour);
   - in-process queue:   C threads call one TextQueue (requests merged into token-budget rounds);
   - embedrt serve:      `embedrt serve` in its own process, driven over loopback HTTP by a load generator in
-                        another process (C threads, one httpx client each, base64 vectors);
+                        another process (C threads, one keep-alive http.client connection each, base64
+                        vectors; the generator's CPU per request is printed);
   - triton:             a local tritonserver (python backend, dynamic batcher) from the same export dir, driven
                         by the same load-generator process over gRPC (skipped with the reason if it cannot start).
 Every level sends the same requests (128 by default, 1,024 texts), so that each runs long enough to reach
 its steady state and every figure is on the same texts. The ceiling is one caller embedding all those
 texts in one call (token-budget batches), measured in the same run, at its start and its end (the better
 of the two); every throughput is printed as a ratio of it.
-Also printed: in-process batch-1 p50 (one 8-sentence request at a time to embedder.embed, right before and
-right after the served runs, so the machine's load drifts less between the two), the reference for served p50
-at concurrency 1.
+At concurrency 1 the server is run C1_ROUNDS times, each run followed by in-process batch-1 (one 8-sentence
+request at a time to embedder.embed, also run once before the first): the reference for served p50 at
+concurrency 1, both p50s over all their runs' requests, so that the machine's drift between the two counts
+less than in one run of each.
 
     python benchmarks/serve_bench.py [--text-model EXPORT_DIR] [--requests 128] [--concurrency 1 4 16 64]
                                      [--no-triton] [--out FILE.json]
@@ -42,12 +44,27 @@ TARGET_P99_OVER_P50 = 3.0
 TARGET_C1_P50_GAP_MS = 2.0
 
 
+C1_ROUNDS = 3  # served C=1 runs, each followed by an in-process batch-1 run: the machine drifts less between the two
+
+
 def drive(make_call, requests: list[list[str]], concurrency: int) -> dict:
     """Every request once from `concurrency` threads (triton_bench.run_round): throughput and latency percentiles."""
     wall, latencies = run_round(make_call, requests, concurrency)
-    lat = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": len(latencies), "wall_s": wall, "texts_per_s": len(latencies) * TEXTS_PER_REQUEST / wall,
-            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+    return summarize(concurrency, [x * 1000 for x in latencies], wall)
+
+
+def summarize(concurrency: int, latencies_ms: list[float], wall: float) -> dict:
+    lat = np.array(latencies_ms)
+    return {"concurrency": concurrency, "requests": len(lat), "wall_s": wall, "texts_per_s": len(lat) * TEXTS_PER_REQUEST / wall,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "latencies_ms": lat.tolist()}
+
+
+def pooled(rows: list[dict]) -> dict:
+    """Several runs of one level as one: their requests' latencies together, their walls summed."""
+    merged = summarize(rows[0]["concurrency"], [x for r in rows for x in r["latencies_ms"]], sum(r["wall_s"] for r in rows))
+    merged["client_cpu_ms_per_request"] = float(np.mean([r["client_cpu_ms_per_request"] for r in rows]))
+    merged["runs"] = len(rows)
+    return merged
 
 
 # -- the load generator (its own process) -------------------------------------------------------------
@@ -159,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     export_dir = text_model(args.text_model)
     embedder = embedrt.TextEmbedder(export_dir)
     requests = workload(args.requests)
-    levels = {c: requests for c in args.concurrency}
     everything = [t for r in requests for t in r]
     conditions = machine_conditions()
     conditions["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -174,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     embedder.embed(everything[:64])  # warm
 
     def single_caller() -> list[float]:
-        """Latencies (ms) of one caller sending the C=1 requests to embedder.embed, one at a time."""
+        """Latencies (ms) of one caller sending the requests to embedder.embed, one at a time."""
         latencies = []
-        for request in levels[min(levels)]:
+        for request in requests:
             start = time.perf_counter()
             embedder.embed(request)
             latencies.append((time.perf_counter() - start) * 1000)
@@ -185,27 +201,34 @@ def main(argv: list[str] | None = None) -> int:
     ceilings = [ceiling_run()]
 
     results: dict[str, list[dict]] = {}
-    results["in-process threads"] = [drive(lambda: embedder.embed, levels[c], c) for c in args.concurrency]
+    results["in-process threads"] = [drive(lambda: embedder.embed, requests, c) for c in args.concurrency]
     with TextQueue(embedder) as queue:
         # a lambda, not the bound method: run_round closes what a bound method belongs to
-        results["in-process queue"] = [drive(lambda: lambda texts: queue.embed(texts), levels[c], c) for c in args.concurrency]
+        results["in-process queue"] = [drive(lambda: lambda texts: queue.embed(texts), requests, c) for c in args.concurrency]
 
     with tempfile.TemporaryDirectory(prefix="embedrt-serve-bench-") as tmp:
-        files = {}
-        for c, reqs in levels.items():
-            files[c] = Path(tmp) / f"requests-{c}.json"
-            files[c].write_text(json.dumps(reqs))
+        requests_file = Path(tmp) / "requests.json"
+        requests_file.write_text(json.dumps(requests))
         proc, url = start_serve(export_dir, Path(tmp) / "serve.log")
         try:
-            batch1 = [single_caller()]  # the reference for served C=1, measured right before and right after it
-            results["embedrt serve (HTTP)"] = [run_client("http", url, files[c], c) for c in args.concurrency]
-            batch1.append(single_caller())
+            batch1 = [single_caller()]  # the reference for served C=1: before it, and after each of its runs
+            served = []
+            for c in args.concurrency:
+                if c != 1:
+                    served.append(run_client("http", url, requests_file, c))
+                    continue
+                runs = []
+                for _ in range(C1_ROUNDS):
+                    runs.append(run_client("http", url, requests_file, 1))
+                    batch1.append(single_caller())
+                served.append(pooled(runs))
+            results["embedrt serve (HTTP)"] = served
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(120)
         if not args.no_triton:
             try:
-                results["triton python backend (gRPC)"] = run_triton(export_dir, Path(tmp), files, args.concurrency)
+                results["triton python backend (gRPC)"] = run_triton(export_dir, Path(tmp), requests_file, args.concurrency)
             except Exception as exc:  # noqa: BLE001 - the other figures stand; the reason is printed
                 print(f"triton: skipped ({exc!r:.300})")
 
@@ -213,17 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = max(ceilings)
     print(f"ceiling: one caller, {len(everything)} texts in one embed call (token budget {embedder.max_batch_tokens}): "
           f"{ceiling:.1f} texts/s (best of {', '.join(f'{c:.1f}' for c in ceilings)}, at the start and at the end)")
-    batch1_p50 = float(np.percentile(batch1[0] + batch1[1], 50)) if min(levels) == 1 else None
+    batch1_p50 = float(np.percentile(np.concatenate(batch1), 50)) if 1 in args.concurrency else None
     if batch1_p50 is not None:
-        print(f"in-process batch-1 p50, right before and after the served runs: {batch1_p50:.1f} ms "
-              f"({np.percentile(batch1[0], 50):.1f} before, {np.percentile(batch1[1], 50):.1f} after)")
-    print(f"\n{'contender':32} {'C':>3} {'texts/s':>8} {'/ceiling':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7}")
+        print(f"in-process batch-1 p50, before the served C=1 runs and after each of its {C1_ROUNDS}: {batch1_p50:.1f} ms "
+              f"({', '.join(f'{np.percentile(b, 50):.1f}' for b in batch1)})")
+    print(f"\n{'contender':32} {'C':>3} {'texts/s':>8} {'/ceiling':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7} {'client CPU ms/req':>17}")
     for name, rows in results.items():
         for row in rows:
             row["ratio_to_ceiling"] = row["texts_per_s"] / ceiling
             row["p99_over_p50"] = row["p99_ms"] / row["p50_ms"] if row["p50_ms"] else None
             print(f"{name:32} {row['concurrency']:>3} {row['texts_per_s']:8.1f} {row['ratio_to_ceiling']:8.2f} "
-                  f"{row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['p99_over_p50']:7.2f}")
+                  f"{row['p50_ms']:8.1f} {row['p99_ms']:8.1f} {row['p99_over_p50']:7.2f} {row.get('client_cpu_ms_per_request', float('nan')):17.2f}")
     served = {r["concurrency"]: r for r in results["embedrt serve (HTTP)"]}
     if 16 in served:
         print(f"\ntarget C=16: served / ceiling {served[16]['ratio_to_ceiling']:.2f} (>= {TARGET_RATIO_C16}), "
@@ -237,14 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_triton(export_dir: Path, tmp: Path, files: dict[int, Path], concurrency: list[int]) -> list[dict]:
+def run_triton(export_dir: Path, tmp: Path, requests_file: Path, concurrency: list[int]) -> list[dict]:
     from embedrt.triton.repository import build_repository
     from embedrt.triton.server import TritonServer
 
     repo = build_repository([export_dir], tmp / "repo", name="minilm")
     http, grpc, metrics = free_ports(3)
     with TritonServer(repo, http_port=http, grpc_port=grpc, metrics_port=metrics) as server:
-        return [run_client("triton", server.grpc_url, files[c], c) for c in concurrency]
+        return [run_client("triton", server.grpc_url, requests_file, c) for c in concurrency]
 
 
 if __name__ == "__main__":

@@ -127,3 +127,15 @@ def test_serve_gives_text_options_to_text_models_only(minilm_dir, resnet18_dir):
     finally:
         text.queue.close()
         image.queue.close()
+
+
+def test_served_sessions_do_not_spin(minilm_dir):
+    from embedrt.serve.models import load_model
+
+    served = load_model(str(minilm_dir), "text", device="cpu", queue_options={}, observer=None)
+    try:
+        for backend in (served.embedder.backend, served.embedder.lanes.single):
+            entries = backend.session.get_session_options().get_session_config_entry
+            assert entries("session.intra_op.allow_spinning") == "0"
+    finally:
+        served.queue.close()
