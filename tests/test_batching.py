@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embedrt.errors import EmbedrtError
-from embedrt.runtime.batching import BATCH_OVERHEAD, plan_batches, restore_order
+from embedrt.runtime.batching import BATCH_OVERHEAD, batch_costs, plan_batches, restore_order
 
 
 def test_every_input_appears_exactly_once_and_the_budget_holds():
@@ -75,6 +75,13 @@ def test_the_cut_is_the_cheapest_of_all_cuts(seed):
             best = min(best, cost(batches))
     planned = plan_batches(lengths, max_batch_tokens=budget, max_batch_size=size)
     assert cost([lengths[b].tolist() for b in planned]) == pytest.approx(best)
+
+
+def test_batch_costs_count_padding_or_the_sum_of_lengths():
+    lengths = [10, 3, 7, 7, 2]
+    batches = [np.array([0, 2]), np.array([3, 1, 4])]
+    assert batch_costs(lengths, batches) == [2 * 10, 3 * 7]
+    assert batch_costs(lengths, batches, padded=False) == [17, 12]
 
 
 def test_restore_order_puts_rows_back_where_the_caller_had_them():

@@ -65,6 +65,12 @@ def _least_cost_cuts(longest_first: np.ndarray, budget: int, max_size: int, padd
     return cuts[::-1]
 
 
+def batch_costs(lengths: Sequence[int] | np.ndarray, batches: Sequence[np.ndarray], *, padded: bool = True) -> list[int]:
+    """Each batch's cost as plan_batches counts it: its size x its longest input, or (unpadded) the sum of its lengths."""
+    lengths = np.asarray(lengths)
+    return [int(len(idx) * lengths[idx].max()) if padded else int(lengths[idx].sum()) for idx in batches]
+
+
 def restore_order(batches: Sequence[np.ndarray], results: Sequence[np.ndarray], n: int) -> np.ndarray:
     """Stack per-batch results (rows in batch order) back into the caller's order."""
     if n == 0:

@@ -25,7 +25,7 @@ import numpy as np
 
 from embedrt.errors import EmbedrtError, InputError
 from embedrt.runtime.backend import Backend
-from embedrt.runtime.batching import plan_batches
+from embedrt.runtime.batching import batch_costs, plan_batches
 from embedrt.runtime.lanes import Lanes
 from embedrt.runtime.outputs import check_finite
 
@@ -208,8 +208,7 @@ class RequestQueue:
             costs = [self.engine.cost(item) for item in items]
             plan = self.engine.plan(costs)
             batches = [([owners[k] for k in idx], [items[k] for k in idx]) for idx in plan]
-            padded = [len(idx) * max(costs[k] for k in idx) for idx in plan]
-            for _ in self.engine.lanes.map(lambda engine, b: self._run_batch(*batches[b], engine), padded):
+            for _ in self.engine.lanes.map(lambda engine, b: self._run_batch(*batches[b], engine), batch_costs(costs, plan)):
                 pass  # the round's batches are all run before the next round forms
 
     def _run_batch(self, batch: list[tuple[_Request, int]], items: list[Any], engine: Backend) -> None:

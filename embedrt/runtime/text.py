@@ -11,7 +11,7 @@ import numpy as np
 from embedrt.errors import ManifestError, require_count
 from embedrt.manifest import Manifest, read_manifest
 from embedrt.runtime.backend import Backend
-from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches, restore_order
+from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, batch_costs, plan_batches, restore_order
 from embedrt.runtime.inputs import check_options
 from embedrt.runtime.lanes import lane_threads, open_lanes
 from embedrt.runtime.outputs import check_finite
@@ -110,8 +110,9 @@ class TextEmbedder:
 
     def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None, post: Callable | None = None) -> tuple[list[np.ndarray], list]:
         """Stage 2 (engine): length-sorted batches under the token budget, on the lanes; `post` reduces each result as it comes."""
+        lengths = encoded.lengths
         batches = plan_batches(
-            encoded.lengths,
+            lengths,
             max_batch_tokens=self.max_batch_tokens,
             max_batch_size=self.max_batch_size,
             padded=self.backend.is_padded,
@@ -126,9 +127,7 @@ class TextEmbedder:
             return out if post is None else post(out)
 
         results: list = [None] * len(batches)
-        lengths = encoded.lengths
-        costs = [len(idx) * int(lengths[idx].max()) for idx in batches]
-        for b, result in self.lanes.map(run, costs):
+        for b, result in self.lanes.map(run, batch_costs(lengths, batches, padded=self.backend.is_padded)):
             results[b] = result
             if progress is not None:
                 progress(len(batches[b]))
