@@ -16,6 +16,7 @@ from embedrt.errors import ParityError
 THRESHOLDS: dict[str, dict[str, float]] = {
     "fp32": {"min_cosine": 0.99999},
     "fp16": {"min_cosine": 0.999, "mean_cosine": 0.9999},
+    "bf16": {"min_cosine": 0.999, "mean_cosine": 0.9999},
     "int8": {"min_cosine": 0.99, "mean_cosine": 0.995},
 }
 

@@ -15,8 +15,8 @@ from typing import Any, Callable
 from embedrt.errors import ManifestError
 
 POOLINGS = ("mean", "cls", "max", "none")
-PRECISIONS = ("fp32", "int8", "fp16")
-PROVIDERS = ("any", "cpu", "cuda", "tensorrt")
+PRECISIONS = ("fp32", "int8", "fp16", "bf16")
+PROVIDERS = ("any", "cpu", "cuda", "tensorrt", "openvino")
 DTYPES = ("int64", "int32", "float32", "float16", "uint8", "int8", "bool")
 FEATURE_KINDS = ("id", "id_list", "float")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

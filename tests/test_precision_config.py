@@ -40,13 +40,14 @@ def test_default_plans_per_precision_and_modality():
     assert plan_engine("fp32", "fuse", modality="image") == EnginePlan("fp32", "fuse", "cpu")
     assert plan_engine("fp32", "fuse") == EnginePlan("fp32", "fuse", "any")
     assert plan_engine("fp16", provider="tensorrt") == EnginePlan("fp16", "none", "tensorrt")
+    assert plan_engine("bf16") == plan_engine("bf16", provider="openvino") == EnginePlan("bf16", "none", "openvino")
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"precision": "fp16"}, "--provider cuda or --provider tensorrt"),
     ({"precision": "fp16", "provider": "cpu"}, "100x slower"),
     ({"precision": "int8", "provider": "cuda"}, "CPU int8 kernels"),
-    ({"precision": "bf16"}, "--precision 'bf16' is not one of fp32, int8, fp16"),
+    ({"precision": "bf8"}, "--precision 'bf8' is not one of fp32, int8, fp16, bf16"),
     ({"optimize": "O3"}, "--optimize 'O3'"),
     ({"precision": "fp16", "provider": "cuda", "optimize": "fuse"}, "use --optimize none"),
 ])
@@ -89,6 +90,7 @@ def test_warm_up_feeds_cover_min_opt_and_max_shapes_with_manifest_dtypes():
 @pytest.mark.parametrize("built_for, device, ok", [
     ("any", "cpu", True), ("any", "tensorrt", True), ("cpu", "cpu", True), ("cpu", "cuda", False),
     ("cuda", "cpu", False), ("cuda", "tensorrt", True), ("tensorrt", "cuda", False), ("tensorrt", "tensorrt", True),
+    ("openvino", "cpu", True), ("openvino", "cuda", False),
 ])
 def test_an_engine_runs_only_on_devices_it_was_built_for(built_for, device, ok):
     if ok:

@@ -44,11 +44,12 @@ def add_image_parser(kinds: argparse._SubParsersAction) -> None:
 
 def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
     """--precision, --optimize, --provider: shared by `export` and `optimize`."""
-    parser.add_argument("--precision", choices=("fp32", "int8", "fp16"), default="fp32",
-                        help="fp32 (exact), int8 (CPU, calibrated on bundled text/photos), fp16 (GPU: needs --provider cuda|tensorrt)")
+    parser.add_argument("--precision", choices=("fp32", "int8", "fp16", "bf16"), default="fp32",
+                        help="fp32 (exact), int8 (CPU, calibrated on bundled text/photos), fp16 (GPU: needs --provider cuda|tensorrt), "
+                             "bf16 (text on a CPU with bf16 units, run by OpenVINO: pip install embedrt[openvino])")
     parser.add_argument("--optimize", choices=("none", "fuse"), default=None,
                         help="graph fusion (attention, skip-layernorm, gelu / conv+activation); default: fuse for int8 text, none otherwise")
-    parser.add_argument("--provider", choices=("cpu", "cuda", "tensorrt"), default=None,
+    parser.add_argument("--provider", choices=("cpu", "cuda", "tensorrt", "openvino"), default=None,
                         help="execution provider the engine is built for (recorded; the runtime refuses others)")
     parser.add_argument("--int8-weights", choices=("auto", "8", "7"), default="auto",
                         help="int8 weight width: auto asks this CPU's int8 kernel; 7 for engines that will also run on x86 CPUs without VNNI")

@@ -1,4 +1,4 @@
-"""`embedrt optimize DIR --out DIR2 --precision int8|fp16|fp32 [--optimize fuse] [--provider ...]`."""
+"""`embedrt optimize DIR --out DIR2 --precision int8|fp16|bf16|fp32 [--optimize fuse] [--provider ...]`."""
 
 from __future__ import annotations
 

@@ -29,14 +29,14 @@ PARITY_TEXTS: tuple[str, ...] = (
 )
 
 
-# Quantised precisions are noisy by design: their gate also reads this many varied sentences.
+# Quantised precisions (int8, bf16) are noisy by design: their gate also reads this many varied sentences.
 QUANTIZED_PARITY_SENTENCES = 200
 
 
 def parity_texts(precision: str) -> list[str]:
-    """The texts a precision's gate is measured on: the built-in ones, plus varied prose for int8."""
+    """The texts a precision's gate is measured on: the built-in ones, plus varied prose for int8 and bf16."""
     texts = list(PARITY_TEXTS)
-    if precision == "int8":
+    if precision in ("int8", "bf16"):
         from embedrt.sample_text import sample_sentences
 
         texts += sample_sentences(QUANTIZED_PARITY_SENTENCES, min_words=1, max_words=160, seed=20)

@@ -16,8 +16,8 @@ from embedrt.errors import ExportError
 from embedrt.export.staging import work_dir
 from embedrt.export.optimize import OPTIMIZE_LEVELS, TransformerShape, fuse_graph, fuse_transformer
 
-PRECISIONS = ("fp32", "int8", "fp16")
-PROVIDERS = ("cpu", "cuda", "tensorrt")
+PRECISIONS = ("fp32", "int8", "fp16", "bf16")
+PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
 # int8 weight width: "auto" asks this CPU's int8 kernel (embedrt.runtime.cpu.u8s8_exact); "7" is for engines that
 # will run on x86 CPUs without VNNI as well (an export made on a VNNI build box for an AVX2 fleet); "8" forces 8 bits.
 INT8_WEIGHTS = ("auto", "8", "7")
@@ -67,6 +67,8 @@ def plan_engine(
         if optimize == "fuse":
             raise ExportError("--precision fp16 converts the unfused graph (the GPU providers fuse it themselves); use --optimize none.")
         return EnginePlan("fp16", "none", provider)
+    if precision == "bf16" or provider == "openvino":
+        return _plan_bf16(precision, optimize, provider, modality)
     if precision == "int8":
         if provider not in (None, "cpu"):
             raise ExportError(f"--precision int8 builds CPU int8 kernels; --provider {provider} cannot run them fast. Use fp16 for a GPU.")
@@ -77,6 +79,18 @@ def plan_engine(
         # Fused CNN graphs are saved by a CPU session; fused text graphs run on CPU and CUDA alike.
         provider = "cpu" if (optimize == "fuse" and modality == "image") else "any"
     return EnginePlan("fp32", optimize, provider)
+
+
+def _plan_bf16(precision: str, optimize: str | None, provider: str | None, modality: str) -> EnginePlan:
+    """bf16: the plain fp32 graph, which OpenVINO compiles to bf16 on a CPU with bf16 units (its own fusions)."""
+    if precision != "bf16" or provider not in (None, "openvino"):
+        raise ExportError(f"--precision {precision} --provider {provider}: OpenVINO runs the bf16 engine (--precision bf16, "
+                          "--provider openvino or unset); fp32, int8 and fp16 run on ONNX Runtime.")
+    if modality != "text":
+        raise ExportError(f"--precision bf16 is built for text encoders; for {modality} models use int8 (CPU) or fp16 (GPU).")
+    if optimize == "fuse":
+        raise ExportError("--precision bf16 keeps the plain graph (OpenVINO fuses it itself, and cannot read ONNX Runtime's fused ops); use --optimize none.")
+    return EnginePlan("bf16", "none", "openvino")
 
 
 def build_model(

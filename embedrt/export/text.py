@@ -22,10 +22,10 @@ from embedrt.export.staging import fingerprint, model_file_record, staged_dir, w
 from embedrt.export.text_source import TextSource, read_text_source
 from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, file_sha256, write_manifest
 from embedrt.runtime.batching import iter_chunks
-from embedrt.runtime.onnx_backend import OnnxBackend
 from embedrt.runtime.cpu import cpu_record
 from embedrt.runtime.pooling import POOLING_MODES
 from embedrt.runtime.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.self_check import engine_class
 from embedrt.runtime.tokenization import TOKENIZER_NAME, encode, load_tokenizer, pad_batch
 from embedrt.sample_text import sample_sentences
 from embedrt.versions import package_versions
@@ -97,7 +97,7 @@ def write_text_export(
         fp32_path, model_path, plan, modality="text", transformer=transformer, token_output="token_embeddings",
         calibration=lambda: calibration_batches(tmp, text, input_names),
     )
-    report, reference = _measure_parity(graph, tmp, text, src, plan.precision)
+    report, reference = _measure_parity(graph, tmp, text, src, plan.precision, plan.provider)
     gate(report, f"{src.path}")
     lengths = encode(load_tokenizer(tmp, text), list(PARITY_TEXTS)).lengths
     keep = [i for i, n in enumerate(lengths) if n in REFERENCE_TOKENS]  # parity_texts() starts with PARITY_TEXTS
@@ -197,16 +197,16 @@ def _export_onnx(graph: torch.nn.Module, path: Path, input_names: list[str], out
 
 
 def _measure_parity(
-    graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource, precision: str = "fp32"
+    graph: TextEncoderGraph, export_dir: Path, text: TextPreprocessing, src: TextSource, precision: str = "fp32", provider: str = "any"
 ) -> tuple[dict, np.ndarray]:
-    """The precision's parity texts through the runtime's own tokeniser, PyTorch vs ONNX Runtime, on pooled vectors.
+    """The precision's parity texts through the runtime's own tokeniser, PyTorch vs the engine that will run it, on pooled vectors.
 
     Returns the parity report and the PyTorch vectors, one row per text of parity_texts(precision).
     """
     tokenizer = load_tokenizer(export_dir, text)
     texts = parity_texts(precision)
     encoded = encode(tokenizer, texts)
-    backend = OnnxBackend(export_dir / MODEL_NAME)
+    backend = engine_class(provider)(export_dir / MODEL_NAME)
     ref_vectors, onnx_vectors, token_max_abs = [], [], 0.0
     for chunk in iter_chunks(np.arange(len(texts)), PARITY_BATCH):
         inputs = pad_batch(encoded, chunk, backend.input_names, text.pad_token_id)

@@ -88,7 +88,7 @@ def tensorrt_options_for(manifest: Manifest, cache_dir: Path | None, *, fp16: bo
 
 
 # Engines an export may be built for (manifest.provider) -> the devices that can run them.
-_RUNS_ON = {"any": DEVICES, "cpu": ("cpu",), "cuda": ("cuda", "tensorrt"), "tensorrt": ("tensorrt",)}
+_RUNS_ON = {"any": DEVICES, "cpu": ("cpu",), "cuda": ("cuda", "tensorrt"), "tensorrt": ("tensorrt",), "openvino": ("cpu",)}
 
 
 def check_built_for(built_for: str, device: str, where: str) -> None:

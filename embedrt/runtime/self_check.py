@@ -44,26 +44,44 @@ def open_engine(
 ) -> Backend:
     """The engine an embedder runs, with steps 1 and 2: hashes before its files are read, the graph once it is open.
 
-    `backend` given (Triton, a test's): it is checked as it is; otherwise an OnnxBackend on the export's model file.
+    `backend` given (Triton, a test's): it is checked as it is; otherwise the export's model file on the engine
+    its manifest names (engine_class).
     """
     verify_files(export_dir, manifest, verify)
     if backend is None:
-        from embedrt.runtime.onnx_backend import OnnxBackend
-
-        backend = OnnxBackend.for_export(export_dir, manifest, device=device, max_batch_size=max_batch_size, session=session, **options)
+        backend = engine_class(manifest.provider).for_export(export_dir, manifest, device=device, max_batch_size=max_batch_size, session=session, **options)
     check_graph(export_dir, manifest, backend)
     return backend
 
 
 def open_single_thread(export_dir: Path, manifest: Manifest, *, max_batch_size: int | None, session: dict[str, Any] | None,
                        options: dict[str, Any]) -> Backend:
-    """A second CPU session of an export an embedder has just opened (and checked), on one intra-op thread: its lanes."""
-    from embedrt.runtime.onnx_backend import OnnxBackend
+    """A second CPU engine of an export an embedder has just opened (and checked), one core per batch: its lanes.
 
-    single = {**(session or {}), "intra_op_threads": 1}
-    backend = OnnxBackend.for_export(export_dir, manifest, device="cpu", max_batch_size=max_batch_size, session=single, **options)
+    ONNX Runtime: a one-thread session (concurrent calls each run on their calling thread); OpenVINO: one
+    compiled model with a stream per core.
+    """
+    engine = engine_class(manifest.provider)
+    if manifest.provider == "openvino":
+        from embedrt.runtime.lanes import lane_threads
+
+        lanes = {"session": session, "streams": lane_threads(session)}
+    else:
+        lanes = {"session": {**(session or {}), "intra_op_threads": 1}}
+    backend = engine.for_export(export_dir, manifest, device="cpu", max_batch_size=max_batch_size, **lanes, **options)
     check_graph(export_dir, manifest, backend)
     return backend
+
+
+def engine_class(provider: str) -> Any:
+    """The in-process engine that runs an export built for `provider` (manifest.provider)."""
+    if provider == "openvino":
+        from embedrt.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend
+    from embedrt.runtime.onnx_backend import OnnxBackend
+
+    return OnnxBackend
 
 
 def verify_files(export_dir: Path, manifest: Manifest, verify: str) -> None:

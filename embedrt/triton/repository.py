@@ -51,6 +51,10 @@ def build_repository(
             raise EmbedrtError(f"model name {model_name!r}: use letters, digits, '_', '.', '-' (pass --name NAME).")
     if len(set(names)) != len(names):
         raise EmbedrtError(f"two export dirs share the model name {sorted(n for n in names if names.count(n) > 1)[0]!r}; rename one dir.")
+    for (_, export_dir, manifest) in models:
+        if manifest.provider == "openvino":  # Triton's backends here run ONNX Runtime: they would compute it in fp32, slower
+            raise EmbedrtError(f"{export_dir}: a bf16 engine, which OpenVINO runs in-process; a Triton repository serves ONNX Runtime "
+                               "engines. Build it from the fp32 or int8 export (`embedrt optimize` makes them).")
     model_sources()  # before anything is written: a wheel install without them fails here, naming where it looked
     with staged_dir(out, kind="triton", overwrite=overwrite, sources=dirs, option="--repository") as tmp:
         for model_name, export_dir, manifest in models:
