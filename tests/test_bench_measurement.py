@@ -114,6 +114,10 @@ def test_gemm_peak_is_measured_for_fp32_and_int8_with_the_settings_that_choose_t
         assert "other_processes_cores" in run and "stolen_cores" in run
     assert peak_for(peak, "int8") == (peak["int8_peak_gops"], "int8")
     assert peak_for(peak, "fp32") == (peak["fp32_peak_gflops"], "fp32")
+    if "bf16_unavailable" in peak:  # no bf16 units here (Zen 3): bf16 engines are refused too, and held against nothing
+        assert "no bf16 units" in peak["bf16_unavailable"] and peak_for(peak, "bf16") == (peak["fp32_peak_gflops"], "fp32")
+    else:
+        assert peak_for(peak, "bf16") == (peak["bf16_openvino_gflops"], "bf16") and peak["bf16_peak_gflops"] > 0
 
 
 def test_blas_kernel_is_the_one_openblas_chose_not_the_one_the_cpu_could_run():

@@ -128,7 +128,7 @@ def image_gflop(manifest: Manifest) -> float | None:
 
 
 # The variants measured beside fp32, per device: (precision, optimize); None takes the exporter's default.
-CPU_VARIANTS = (("fp32", "fuse"), ("int8", None))
+CPU_VARIANTS = (("fp32", "fuse"), ("int8", None), ("bf16", None))
 GPU_VARIANTS = (("fp16", None),)  # fp16 on a CPU runs about 100x slower: never measured there
 
 
@@ -138,7 +138,7 @@ def precision_variants(fp32_dir: Path, device: str = "cpu") -> tuple[list[Path],
     Returns (export dirs, why each variant that could not be made was skipped): a variant that
     misses its parity gate is reported, not measured, and does not stop the benchmark.
     """
-    from embedrt.errors import ExportError
+    from embedrt.errors import ExportError, ProviderError
 
     manifest = read_manifest(fp32_dir)
     export = _exporter(manifest)
@@ -153,7 +153,7 @@ def precision_variants(fp32_dir: Path, device: str = "cpu") -> tuple[list[Path],
             log.warning("embedrt bench: exporting the %s %s variant of %s to %s, once", precision, optimize or "", fp32_dir, out)
             try:
                 export(out, precision=precision, optimize=optimize, provider=provider)
-            except ExportError as exc:  # a missed parity gate included
+            except (ExportError, ProviderError) as exc:  # a missed parity gate, or no OpenVINO / bf16 units for bf16
                 skipped.append(f"{fp32_dir.name} {precision} {optimize or ''}: {exc}")
                 continue
         made.append(out)

@@ -60,6 +60,7 @@ CONTENDERS = (
     Contender("fastembed", "fastembed (max_length 256)", "fastembed", "fastembed", "fp32", needs="st-onnx"),
     Contender("embedrt-fp32", "embedrt fp32", "embedrt", None, "fp32"),
     Contender("embedrt-int8", "embedrt int8", "embedrt", None, "int8"),
+    Contender("embedrt-bf16", "embedrt bf16 (OpenVINO)", "embedrt", None, "bf16"),
 )
 PEER_NAMES = tuple(c.name for c in CONTENDERS)
 FASTEMBED_MAX_LENGTH = 256  # the model card's max_seq_length; fastembed reads its limit from tokenizer_config.json
@@ -254,7 +255,7 @@ def _prepare(options: PeersOptions, conditions: dict[str, Any], work: Path, scra
 
 
 def _embedrt_export(precision: str, text_model: str | None) -> Path:
-    """embedrt's fp32 export of the bundled model, or its int8 variant (the kernel this CPU's gate accepts), made once."""
+    """embedrt's fp32 export of the bundled model, or its int8 (the kernel this CPU's gate accepts) or bf16 variant, made once."""
     from embedrt.bench import models
     from embedrt.manifest import read_manifest
 

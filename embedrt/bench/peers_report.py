@@ -42,7 +42,10 @@ def _num(value: Any, digits: int, suffix: str = "") -> str:
 
 def _versions(row: dict[str, Any]) -> str:
     found = row.get("versions", {})
-    return ", ".join(f"{name} {found[name]}" for name in VERSIONS_SHOWN.get(row.get("kind", ""), ()) if name in found)
+    shown = VERSIONS_SHOWN.get(row.get("kind", ""), ())
+    if row.get("details", {}).get("precision") == "bf16":  # embedrt's bf16 engine runs on OpenVINO, not ONNX Runtime
+        shown = ("embedrt", "openvino")
+    return ", ".join(f"{name} {found[name]}" for name in shown if name in found)
 
 
 def peers_table(document: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from embedrt.errors import EmbedrtError
+
 # 2 x multiply-accumulates per 224x224 image of the torchvision ResNets (ResNet-50: 4.1 GMAC).
 RESNET_GFLOP = {"resnet18": 2 * 1.82, "resnet34": 2 * 3.67, "resnet50": 2 * 4.11, "resnet101": 2 * 7.83, "resnet152": 2 * 11.56}
 
@@ -143,6 +145,20 @@ def _ort_gemm(n: int, repeats: int, kind: str) -> dict[str, Any]:
     return timed_runs(lambda: session.run(None, feed), 2 * n**3, repeats)
 
 
+def _openvino_bf16(n: int, repeats: int) -> dict[str, Any]:
+    """The fp32 MatMul compiled by OpenVINO in bf16, as embedrt's bf16 engines are (AMX or AVX-512 BF16)."""
+    from embedrt.runtime.openvino_backend import check_bf16, import_openvino
+    from embedrt.runtime.session_options import physical_cores
+
+    ov = import_openvino()
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(gemm_model(n, "fp32").SerializeToString(), b""), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": physical_cores()})
+    check_bf16(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(), core.get_property("CPU", "FULL_DEVICE_NAME"))
+    request, feed = compiled.create_infer_request(), gemm_input(n, "fp32")
+    return timed_runs(lambda: request.infer(feed), 2 * n**3, repeats)
+
+
 def _numpy_fp32(n: int, repeats: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -176,6 +192,10 @@ def measure_gemm_peak(n: int = 2048, repeats: int = 5) -> dict[str, Any]:
         runs["int8_kernel_onnxruntime"] = _ort_gemm(n, repeats, "int8_kernel")
     except ImportError:
         found["int8_unavailable"] = "the onnx package is not installed (pip install 'embedrt[export]'): ONNX Runtime GEMMs not measured"
+    try:
+        runs["bf16_openvino"] = _openvino_bf16(n, repeats)
+    except (ImportError, EmbedrtError) as exc:  # no onnx or OpenVINO, or no bf16 units: bf16 engines are not made here either
+        found["bf16_unavailable"] = str(exc)
     found["runs"] = runs
     for name, run in runs.items():
         found[f"{name}_{'gops' if name.startswith('int8') else 'gflops'}"] = run["best"]
@@ -188,6 +208,8 @@ def _derive(found: dict[str, Any]) -> None:
     found["fp32_peak_gflops"] = max(found["fp32_numpy_gflops"], found.get("fp32_onnxruntime_gflops", 0.0))
     if "int8_dynamic_onnxruntime_gops" in found:
         found["int8_peak_gops"] = found["int8_dynamic_onnxruntime_gops"]
+    if "bf16_openvino_gflops" in found:
+        found["bf16_peak_gflops"] = found["bf16_openvino_gflops"]
     busy = {name: run["other_processes_cores"] for name, run in found["runs"].items() if run.get("other_processes_cores", 0) > BUSY_CORES}
     if busy:
         found["busy"] = {name: f"other processes used {cores} cores while it ran: understated" for name, cores in busy.items()}
@@ -238,4 +260,6 @@ def peak_for(roofline: dict[str, Any], precision: str, on_gpu: bool = False) -> 
         return (roofline["gpu_fp16_peak_gflops"], "GPU fp16") if half else (roofline.get("gpu_fp32_peak_gflops"), "GPU fp32")
     if precision.startswith("int8") and roofline.get("int8_peak_gops"):
         return roofline["int8_peak_gops"], "int8"
+    if precision == "bf16" and roofline.get("bf16_peak_gflops"):
+        return roofline["bf16_peak_gflops"], "bf16"
     return roofline.get("fp32_peak_gflops"), "fp32"

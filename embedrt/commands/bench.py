@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     peers = bench.add_argument_group("--suite peers")
     peers.add_argument("--peers", metavar="LIST", help="contenders to measure, comma-separated, from torch-bf16, st-onnx, st-onnx-o3, "
-                       "st-onnx-qint8, st-openvino, st-openvino-f32, st-openvino-int8, fastembed, embedrt-fp32, embedrt-int8 (default: all; "
+                       "st-onnx-qint8, st-openvino, st-openvino-f32, st-openvino-int8, fastembed, embedrt-fp32, embedrt-int8, embedrt-bf16 (default: all; "
                        "torch fp32 always runs); a results file already in --out keeps the contenders not named")
     peers.add_argument("--peer-venvs", default=".venv-peers", metavar="DIR", help="the peers' virtual environments (default: .venv-peers)")
     peers.add_argument("--rounds", type=int, default=None, metavar="N", help="rounds of [torch fp32, contender] (default: 3; 1 with --quick)")
