@@ -49,7 +49,7 @@ class OpenVinoBackend:
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for unreadable files and unsupported ops
             raise ManifestError(f"{self.model_path}: OpenVINO cannot compile it ({str(exc).splitlines()[0]}). "
                                 "Re-export the model with `--precision bf16`.") from exc
-        check_bf16(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(), core.get_property("CPU", "FULL_DEVICE_NAME"))
+        check_bf16(core, self.compiled)
         self._max_batch_size = max_batch_size
         self.input_names = tuple(i.any_name for i in self.compiled.inputs)
         self.output_names = tuple(o.any_name for o in self.compiled.outputs)
@@ -120,8 +120,18 @@ def import_openvino() -> Any:
     return openvino
 
 
-def check_bf16(computes_in: str, cpu: str) -> None:
-    """Refuse a model OpenVINO would compute in another precision than bf16 (a CPU without bf16 units gets f32)."""
+def check_bf16(core: Any, compiled: Any) -> None:
+    """Refuse a compiled model OpenVINO would not compute in bf16: a CPU without bf16 units gets f32.
+
+    Both of OpenVINO's answers are asked: the CPU's capabilities (BF16 listed) and the compiled model's precision.
+    """
+    computes_in = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    refuse_bf16(computes_in if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32",
+                core.get_property("CPU", "FULL_DEVICE_NAME"))
+
+
+def refuse_bf16(computes_in: str, cpu: str) -> None:
+    """The refusal check_bf16 makes, from OpenVINO's answer: the precision it would compute in, on this CPU."""
     if computes_in != "bf16":
         raise ProviderError(
             f"this CPU ({cpu}) has no bf16 units (AMX or AVX-512 BF16): OpenVINO would compute the bf16 engine in {computes_in}, "
