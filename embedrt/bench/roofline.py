@@ -147,14 +147,9 @@ def _ort_gemm(n: int, repeats: int, kind: str) -> dict[str, Any]:
 
 def _openvino_bf16(n: int, repeats: int) -> dict[str, Any]:
     """The fp32 MatMul compiled by OpenVINO in bf16, as embedrt's bf16 engines are (AMX or AVX-512 BF16)."""
-    from embedrt.runtime.openvino_backend import check_bf16, import_openvino
-    from embedrt.runtime.session_options import physical_cores
+    from embedrt.runtime.openvino_backend import compile_bf16, import_openvino
 
-    ov = import_openvino()
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(gemm_model(n, "fp32").SerializeToString(), b""), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": physical_cores()})
-    check_bf16(core, compiled)
+    compiled = compile_bf16(import_openvino().Core().read_model(gemm_model(n, "fp32").SerializeToString(), b""))
     request, feed = compiled.create_infer_request(), gemm_input(n, "fp32")
     return timed_runs(lambda: request.infer(feed), 2 * n**3, repeats)
 

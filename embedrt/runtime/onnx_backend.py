@@ -80,6 +80,13 @@ class OnnxBackend:
             warm_up(backend, manifest)
         return backend
 
+    @classmethod
+    def for_lanes(cls, export_dir: Path, manifest: Manifest, *, max_batch_size: int | None = None,
+                  session: dict[str, Any] | None = None, **options: Any) -> "OnnxBackend":
+        """The session an embedder's lanes share: one intra-op thread, concurrent calls each on their calling thread."""
+        single = {**(session or {}), "intra_op_threads": 1}
+        return cls.for_export(export_dir, manifest, device="cpu", max_batch_size=max_batch_size, session=single, **options)
+
     @property
     def max_batch_size(self) -> int:
         return self._max_batch_size

@@ -18,6 +18,7 @@ import numpy as np
 
 from embedrt.errors import EmbedrtError, ManifestError, ProviderError
 from embedrt.manifest import MANIFEST_NAME, Manifest, check_model_file
+from embedrt.runtime.lanes import lane_threads
 from embedrt.runtime.providers import check_built_for
 from embedrt.runtime.session_options import physical_cores
 
@@ -34,22 +35,12 @@ class OpenVinoBackend:
     is_padded = True
 
     def __init__(self, model_path: str | Path, *, max_batch_size: int = 256, threads: int | None = None, streams: int = 1) -> None:
-        ov = import_openvino()
         self.model_path = Path(model_path)
-        threads = threads or physical_cores()
-        config = {
-            "INFERENCE_PRECISION_HINT": "bf16",
-            "INFERENCE_NUM_THREADS": threads,
-            "NUM_STREAMS": streams,
-            "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
-        }
-        core = ov.Core()
         try:
-            self.compiled = core.compile_model(core.read_model(str(self.model_path)), "CPU", config)
+            self.compiled = compile_bf16(str(self.model_path), threads=threads, streams=streams)
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for unreadable files and unsupported ops
             raise ManifestError(f"{self.model_path}: OpenVINO cannot compile it ({str(exc).splitlines()[0]}). "
                                 "Re-export the model with `--precision bf16`.") from exc
-        check_bf16(core, self.compiled)
         self._max_batch_size = max_batch_size
         self.input_names = tuple(i.any_name for i in self.compiled.inputs)
         self.output_names = tuple(o.any_name for o in self.compiled.outputs)
@@ -71,6 +62,12 @@ class OpenVinoBackend:
         threads = (session or {}).get("intra_op_threads")
         return cls(check_model_file(export_dir, manifest), max_batch_size=max_batch_size or manifest.max_batch_size,
                    threads=threads, streams=streams)
+
+    @classmethod
+    def for_lanes(cls, export_dir: Path, manifest: Manifest, *, max_batch_size: int | None = None,
+                  session: dict[str, Any] | None = None, **options: Any) -> "OpenVinoBackend":
+        """The engine an embedder's lanes share: one compiled model with a stream per core (embedrt.runtime.lanes)."""
+        return cls.for_export(export_dir, manifest, max_batch_size=max_batch_size, session=session, streams=lane_threads(session), **options)
 
     @property
     def max_batch_size(self) -> int:
@@ -110,6 +107,22 @@ def _padded_to_multiple(feed: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarr
 def _cropped(output: np.ndarray, length: int | None) -> np.ndarray:
     """A (batch, sequence, ...) output cut back to the caller's sequence length."""
     return output[:, :length] if length is not None and output.ndim >= 3 else output
+
+
+def compile_bf16(model: Any, *, threads: int | None = None, streams: int = 1) -> Any:
+    """`model` (a file, or OpenVINO's Model) compiled for the CPU in bf16 on `threads` (default: every core), refused
+    where OpenVINO would not compute in bf16 (check_bf16)."""
+    ov = import_openvino()
+    config = {
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "INFERENCE_NUM_THREADS": threads or physical_cores(),
+        "NUM_STREAMS": streams,
+        "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+    }
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(model) if isinstance(model, str) else model, "CPU", config)
+    check_bf16(core, compiled)
+    return compiled
 
 
 def import_openvino() -> Any:

@@ -56,19 +56,9 @@ def open_engine(
 
 def open_single_thread(export_dir: Path, manifest: Manifest, *, max_batch_size: int | None, session: dict[str, Any] | None,
                        options: dict[str, Any]) -> Backend:
-    """A second CPU engine of an export an embedder has just opened (and checked), one core per batch: its lanes.
-
-    ONNX Runtime: a one-thread session (concurrent calls each run on their calling thread); OpenVINO: one
-    compiled model with a stream per core.
-    """
-    engine = engine_class(manifest.provider)
-    if manifest.provider == "openvino":
-        from embedrt.runtime.lanes import lane_threads
-
-        lanes = {"session": session, "streams": lane_threads(session)}
-    else:
-        lanes = {"session": {**(session or {}), "intra_op_threads": 1}}
-    backend = engine.for_export(export_dir, manifest, device="cpu", max_batch_size=max_batch_size, **lanes, **options)
+    """A second CPU engine of an export an embedder has just opened (and checked), one core per batch: its lanes
+    (each engine's `for_lanes`)."""
+    backend = engine_class(manifest.provider).for_lanes(export_dir, manifest, max_batch_size=max_batch_size, session=session, **options)
     check_graph(export_dir, manifest, backend)
     return backend
 
