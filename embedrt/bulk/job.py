@@ -90,12 +90,11 @@ class BulkJob:
 
     def _open(self) -> bool:
         journal = self.work.load()
+        self._keeps_finished = False  # a finished journal (and its output) kept on disk until this run's first chunk
         if self.overwrite:
+            # OUT and its skipped rows stay until the new output replaces them (_assemble); only a run's parts go
+            self._keeps_finished = bool(journal and journal.get("finished"))
             journal = None
-            self.work.remove_parts()
-            for stale in (self.output, self.skipped_file):
-                if stale.is_file() and not stale.is_symlink():
-                    stale.unlink()
         elif journal is None and self.output.exists():
             raise InputError(f"--output {self.output} exists and no unfinished job is writing it; pass --overwrite to replace it.")
         elif journal is not None:
@@ -107,13 +106,14 @@ class BulkJob:
                     "command as before to continue it, or pass --overwrite to start over."
                 )
             if journal.get("finished") and self.output.is_file():
+                self.work.remove_parts()  # strays of an --overwrite run killed before its first chunk
                 return True
             if journal.get("finished"):
                 raise InputError(f"--output {self.output}: the job finished but the file is gone; pass --overwrite to embed again.")
         self.journal = journal or {"fingerprint": self.fingerprint, "chunks": [], "input_done": False, "finished": False}
+        self._check_space()  # before anything is removed: a refused run changes nothing
         self.work.remove_parts(keep=len(self.journal["chunks"]))
-        self._check_space()
-        if journal is None:
+        if journal is None and not self._keeps_finished:
             self.work.commit(self.journal)
         return False
 
@@ -123,7 +123,7 @@ class BulkJob:
         per_row = self.dim * (JSON_BYTES_PER_FLOAT if self.format.suffix == ".jsonl" else 4)
         done = sum(c["rows"] for c in self.journal["chunks"])
         needed = per_row * (max(0, self.source.total - done) + self.source.total)  # the parts, then the assembled copy
-        free = shutil.disk_usage(self.work.path).free
+        free = shutil.disk_usage(self.work.path).free + self.work.parts_bytes(keep=len(self.journal["chunks"]))  # parts about to be redone
         if needed > free:
             raise InputError(
                 f"--output {self.output}: about {needed / 1e6:.1f} MB are needed (the parts, then the assembled file) and "
@@ -150,7 +150,9 @@ class BulkJob:
             self.work.commit(self.journal)
             self._assemble(summary)
         except BaseException:
-            if not chunks:  # nothing finished: nothing to resume, leave nothing behind
+            if not chunks and self._keeps_finished:  # nothing finished: the work dir as it was, its journal describing OUT
+                self.work.remove_parts()
+            elif not chunks:  # nothing finished: nothing to resume, leave nothing behind
                 self.work.unlock()
                 self.work.delete()
             raise
@@ -186,12 +188,18 @@ class BulkJob:
         chunks = self.journal["chunks"]
         parts = [self.work.part(i, self.format.suffix) for i in range(len(chunks))]
         assembled = self.work.path / f"assembled{self.format.suffix}"
+        assembled_skipped = self.work.path / f"assembled{SKIPPED_SUFFIX}"
+        skipped = [self.work.skipped(i) for i, c in enumerate(chunks) if c["skipped"]]
         try:
+            # both files whole in the work dir first; an earlier output is replaced only now, by renames
             self.work.write(assembled, lambda tmp: self.format.assemble(parts, summary.written, tmp))
-            os.replace(assembled, self.output)
-            skipped = [self.work.skipped(i) for i, c in enumerate(chunks) if c["skipped"]]
             if skipped:
-                self.work.write(self.skipped_file, lambda tmp: _concatenate(skipped, tmp))
+                self.work.write(assembled_skipped, lambda tmp: _concatenate(skipped, tmp))
+            os.replace(assembled, self.output)
+            if skipped:
+                os.replace(assembled_skipped, self.skipped_file)
+            elif self.skipped_file.is_file() and not self.skipped_file.is_symlink():
+                self.skipped_file.unlink()  # an earlier output's skipped rows: not this one's
         except OSError as exc:
             raise output_error(self.output, exc, "assembling the parts") from exc
         self.journal["finished"] = True

@@ -109,6 +109,10 @@ class WorkDir:
             elif name.startswith("assembled"):
                 entry.unlink()
 
+    def parts_bytes(self, keep: int = 0) -> int:
+        """The bytes of the parts numbered `keep` and up: what remove_parts(keep) frees."""
+        return sum(e.stat().st_size for e in self.path.iterdir() if e.name.startswith("part-") and int(e.name[5:11]) >= keep)
+
     def is_ours(self) -> bool:
         return all(e.name.lstrip(".").startswith(OUR_NAMES) for e in self.path.iterdir())
 
