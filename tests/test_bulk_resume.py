@@ -85,7 +85,7 @@ def test_a_changed_option_input_or_model_is_refused_naming_what_changed(small_te
     assert result.returncode == 2 and "model (path:" in result.stderr and "model (dim: 64 -> 384)" in result.stderr
     write_parquet(source, sentences(301))
     result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20)
-    assert result.returncode == 2 and "input (bytes:" in result.stderr and "pass --overwrite to start over" in result.stderr
+    assert result.returncode == 2 and f"input {source.resolve()} (bytes:" in result.stderr and "pass --overwrite to start over" in result.stderr
     assert embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20, "--overwrite").returncode == 0
     assert len(read_output(out)[0]) == 301
 
@@ -105,3 +105,23 @@ def test_a_second_job_on_the_same_output_is_refused_and_cannot_swap_results(smal
     assert len(read_output(out)[0]) == 2000  # the first job's rows, all of them
     after = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
     assert after.returncode == 2 and "a finished job wrote it with a different input" in after.stderr
+
+
+def test_a_same_size_edit_with_its_mtime_put_back_is_refused_naming_the_input(small_text_dir, tmp_path):
+    import os
+
+    source = tmp_path / "in.txt"
+    source.write_text("".join(t + "\n" for t in sentences(300, seed=6)), encoding="utf-8")
+    out = tmp_path / "out.npy"
+    stopped = run_until(["embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20], out, 2)
+    assert 2 <= stopped < 15
+    stat = source.stat()
+    data = bytearray(source.read_bytes())
+    data[0] = ord("X") if data[0] != ord("X") else ord("Y")  # a row of the finished first chunk, same size
+    source.write_bytes(bytes(data))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (source.stat().st_size, source.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", out, "--chunk-rows", 20)
+    assert result.returncode == 2, result.stderr
+    assert f"an unfinished job wrote it with a different input {source.resolve()} (sha256:" in result.stderr
+    assert not out.exists()

@@ -271,13 +271,15 @@ def _concatenate(parts: list[Path], path: Path) -> None:
 
 
 def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """What differs between two fingerprints, in words: "model (sha256 'ab..' -> 'cd..')", "--text-column ('a' -> 'b')"."""
+    """What differs between two fingerprints, in words: "model (sha256: 'ab..' -> 'cd..')", "input /in.txt (bytes: 10 -> 12)",
+    "--text-column ('a' -> 'b')"."""
     changed = []
     for section in ("model", "input", "options"):
         old, new = before.get(section, {}), now.get(section, {})
+        name = f"{section} {new['path']}" if section == "input" and "path" in new else section
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key):
-                label = key if section == "options" else f"{section} ({key}"
+                label = key if section == "options" else f"{name} ({key}"
                 detail = f"{old.get(key)!r} -> {new.get(key)!r}"
                 changed.append(f"{label} ({detail})" if section == "options" else f"{label}: {detail})")
     return changed

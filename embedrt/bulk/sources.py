@@ -17,6 +17,7 @@ from typing import Any, Iterator, Sequence
 from embedrt.bulk.arrow import pyarrow
 from embedrt.bulk.rows import Row, decode_utf8, unicode_problem
 from embedrt.errors import InputError
+from embedrt.manifest import file_sha256
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
 ARROW_BLOCK_ROWS = 4096  # rows per pyarrow record batch: memory stays a few MB whatever the file
@@ -56,8 +57,13 @@ class FileSource(Source):
         self._stat = stat
 
     def fingerprint(self) -> dict[str, Any]:
-        # size and mtime, not a hash: hashing a 50 GB input on every resume would cost more than the check is worth
-        return {"path": str(self.path.resolve()), "bytes": self._stat.st_size, "modified_ns": self._stat.st_mtime_ns,
+        # the content, not size and mtime: an edit that keeps both would resume with the old rows' vectors; reading
+        # the file once more costs far less than embedding it
+        try:
+            digest = file_sha256(self.path)
+        except OSError as exc:
+            raise InputError(f"--input {self.path}: unreadable ({exc}).") from exc
+        return {"path": str(self.path.resolve()), "bytes": self._stat.st_size, "sha256": digest,
                 "text_column": self.text_column, "id_column": self.id_column}
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
@@ -292,10 +298,10 @@ class ImagePaths(Source):
         digest = hashlib.sha256()
         for path in self.paths:
             try:
-                stat = os.stat(path)
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
+                content = file_sha256(path)  # as for text inputs: an image edited in place is a different input
             except OSError:
-                digest.update(f"{path}\0missing\n".encode("utf-8", "surrogatepass"))
+                content = "unreadable"  # the embedder reports it, by index
+            digest.update(f"{path}\0{content}\n".encode("utf-8", "surrogatepass"))
         return {"images": len(self.paths), "sha256": digest.hexdigest()}
 
 
