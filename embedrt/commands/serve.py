@@ -28,7 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-inputs", type=int, default=d.max_inputs, help="inputs per request")
     serve.add_argument("--max-input-chars", type=int, default=d.max_input_chars, help="characters per text")
     serve.add_argument("--max-concurrent", type=int, default=d.max_concurrent, help="unanswered requests per model; more get 429")
-    serve.add_argument("--request-timeout", type=float, default=d.request_timeout, help="seconds; a later answer is a 503")
+    serve.add_argument("--request-timeout", type=float, default=d.request_timeout,
+                       help="seconds from a request's headers to its answer; a body not read by then is a 408, a later answer a 503")
+    serve.add_argument("--header-timeout", type=float, default=d.header_timeout,
+                       help="seconds a connection has to send a request's headers (from its start or its last answer); then 408 and closed")
     serve.add_argument("--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, help="how long a lone request waits for others to batch with")
     serve.add_argument("--max-batch-tokens", type=int, default=None, help="token budget per engine batch (default: the device's)")
     serve.add_argument("--lanes", type=int, default=None,
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from embedrt.serve.app import create_app
+    from embedrt.serve.connections import header_deadline_protocol
     from embedrt.serve.metrics import Metrics
     from embedrt.serve.models import check_unique, load_model, model_name
 
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise EmbedrtError(f"{len(args.name)} --name for {len(args.models)} MODEL(s): give at most one name per model.")
     names = args.name + [model_name(m) for m in args.models[len(args.name):]]
     check_unique(names)
-    limits = Limits(args.max_body_bytes, args.max_inputs, args.max_input_chars, args.max_concurrent, args.request_timeout)
+    limits = Limits(args.max_body_bytes, args.max_inputs, args.max_input_chars, args.max_concurrent, args.request_timeout, args.header_timeout)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     metrics = Metrics()
     queue_options = {"max_wait_ms": args.max_wait_ms, "max_queued": limits.max_concurrent}
@@ -60,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     for m in served:
         lanes = f", {m.embedder.lanes.count} lane(s)" if m.modality == "text" else ""
         print(f"  model {m.name!r}: {m.modality}, dim {m.dim}, {m.path}, providers {', '.join(m.embedder.providers)}{lanes}", flush=True)
+    slow_headers = metrics.requests.labels("-", "-", "client_timeout")  # no route was read
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=limits.request_timeout + 5)
+                            timeout_graceful_shutdown=limits.request_timeout + 5,
+                            http=header_deadline_protocol(limits.header_timeout, slow_headers.inc))
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal; once drained the answer is exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)

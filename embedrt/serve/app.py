@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import embedrt
 from embedrt.errors import EmbedrtError, InputError, OutputError
@@ -42,6 +43,7 @@ from embedrt.serve.schemas import (
 log = logging.getLogger("embedrt.serve")
 
 RETRY_AFTER_SECONDS = "1"
+OUTCOMES = {401: "unauthorized", 408: "client_timeout", 413: "too_large", 429: "queue_full", 503: "timeout"}  # the others: bad_input
 INLINE_TOKENIZE_CHARS = 4096  # texts this short are tokenised on the event loop (under 1 ms), longer ones in a worker thread
 
 
@@ -116,18 +118,27 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         log.exception("embedrt serve: fault on %s %s", request.method, request.url.path)
         return error_response(500, "internal server error; the server log has the details.")
 
-    async def read_json(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            raise ApiError(413, f"the request body is {declared} bytes, more than this server's limit of {limits.max_body_bytes} (--max-body-bytes).")
+    async def read_body(request: Request) -> bytes:
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limits.max_body_bytes:
                 raise ApiError(413, f"the request body is more than this server's limit of {limits.max_body_bytes} bytes (--max-body-bytes).")
             chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def read_json(request: Request, start: float) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            raise ApiError(413, f"the request body is {declared} bytes, more than this server's limit of {limits.max_body_bytes} (--max-body-bytes).")
+        left = limits.request_timeout - (time.perf_counter() - start)
+        try:  # the timeout covers the body too: a body that stalls must not hold its connection and its slot
+            body = await asyncio.wait_for(read_body(request), max(left, 0.0))
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"the request body did not arrive within this server's timeout of {limits.request_timeout:g} s (--request-timeout); "
+                                "send it at once.", headers={"Connection": "close"}) from None
         try:
-            return json.loads(b"".join(chunks))
+            return json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"the request body is not valid JSON ({exc}).") from None
 
@@ -140,7 +151,7 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
             model, response = await handle(start)
             outcome = "success"
         except ApiError as exc:
-            response, outcome = api_error_response(exc), {401: "unauthorized", 413: "too_large", 429: "queue_full", 503: "timeout"}.get(exc.status, "bad_input")
+            response, outcome = api_error_response(exc), OUTCOMES.get(exc.status, "bad_input")
         except (InputError, OutputError, EmbedrtError) as exc:
             if isinstance(exc, QueueFullError):
                 response, outcome = error_response(429, str(exc), code="queue_full", headers={"Retry-After": RETRY_AFTER_SECONDS}), "queue_full"
@@ -150,9 +161,15 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
                 response, outcome = error_response(500, str(exc)), "error"
             else:
                 response, outcome = error_response(400, str(exc)), "bad_input"
+        except ClientDisconnect:  # the client's doing, not a fault: one line, no traceback
+            response, outcome = error_response(400, "the client closed the connection."), "client_closed"
+            log.warning("embedrt serve: %s: the client closed the connection before sending its whole request.", route)
         except Exception:  # noqa: BLE001 - a fault: logged here, never sent to the caller
             log.exception("embedrt serve: fault on %s", route)
             response, outcome = error_response(500, "internal server error; the server log has the details."), "error"
+        if outcome != "client_closed" and await request.is_disconnected():
+            log.warning("embedrt serve: %s: the client closed the connection before its answer (%s).", route, outcome)
+            outcome = "client_closed"
         state.answered += 1
         metrics.requests.labels(model, route, outcome).inc()
         metrics.request_duration.labels(model, route).observe(time.perf_counter() - start)
@@ -208,7 +225,7 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         """OpenAI-compatible embeddings; `model` picks a text or an image model."""
 
         async def handle(start: float):
-            call = parse_openai(await read_json(request), limits)
+            call = parse_openai(await read_json(request, start), limits)
             served = state.model(call.model)
             vectors, tokens = await vectors_for(served, call, start)
             data = [{"object": "embedding", "index": i, "embedding": _encode(v, call.base64)} for i, v in enumerate(vectors)]
@@ -222,7 +239,7 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         """text-embeddings-inference's /embed: one vector per input."""
 
         async def handle(start: float):
-            call = parse_tei(await read_json(request), limits)
+            call = parse_tei(await read_json(request, start), limits)
             served = state.model(call.model, text_only=True)
             vectors, _ = await vectors_for(served, call, start)
             return served.name, JSONResponse(vectors.tolist())
@@ -234,7 +251,7 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         """text-embeddings-inference's /embed_all: one vector per token of each input."""
 
         async def handle(start: float):
-            call = parse_tei(await read_json(request), limits, all_tokens=True)
+            call = parse_tei(await read_json(request, start), limits, all_tokens=True)
             served = state.model(call.model, text_only=True)
             per_text, _ = await embed_texts(served, call, start, TOKENS)
             return served.name, JSONResponse([t.tolist() for t in per_text])
@@ -246,7 +263,7 @@ def create_app(models: list[ServedModel], limits: Limits | None = None, *, api_k
         """A feature model's rows (user or item tower) in, one vector a row out, in the rows' order."""
 
         async def handle(start: float):
-            call = parse_records(await read_json(request), limits)
+            call = parse_records(await read_json(request, start), limits)
             served = state.model(call.model)
             if served.modality != "features":
                 raise ApiError(400, f"model {served.name!r} is a {served.modality} model; /embed_records takes feature models.", param="model")
