@@ -51,8 +51,11 @@ def gate(report: dict[str, Any], what: str) -> None:
     """Raise ParityError when the report missed its thresholds."""
     if report["passed"]:
         return
-    misses = ", ".join(f"{k} {report[k]:.6f} < {v}" for k, v in report["thresholds"].items() if report[k] < v)
+    misses = ", ".join(f"{k} {report[k]:.6f} < {v}" for k, v in report["thresholds"].items() if not report[k] >= v)  # NaN misses too
+    nan = any(report[k] != report[k] for k in report["thresholds"])
+    advice = ("A measure is NaN: the vectors hold NaN or Inf, which no precision mends; check the model and its inputs." if nan
+              else "Try another precision or optimisation level.")
     raise ParityError(
         f"{what}: {report['precision']} export failed its parity gate against {report['reference']} ({misses}); "
-        "no export dir was written. Try another precision or optimisation level."
+        f"no export dir was written. {advice}"
     )

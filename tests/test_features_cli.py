@@ -64,3 +64,61 @@ def test_weights_that_do_not_fit_the_factory_exit_2_naming_the_file(tmp_path):
 def test_a_factory_that_cannot_be_imported_exits_2(tmp_path):
     result = embedrt_cli("export", "module", "no_such_pkg.towers:build", "--out", tmp_path / "x")
     assert result.returncode == 2 and "FACTORY 'no_such_pkg.towers:build': cannot import it" in result.stderr
+
+
+BAD_MODULES = {
+    "a factory that raises": ("import torch\n\ndef build():\n    raise ValueError('no config for the tower')\n",
+                              ["calling build() raised ValueError: no config for the tower", "bad_tower.py:4"]),
+    "a SyntaxError": ("import torch\n\ndef build(:\n    return None\n", ["bad_tower.py:3: a SyntaxError"]),
+    "a module that raises at import": ("import torch\n\nSETTINGS = {}\nDIM = SETTINGS['dim']\n\ndef build():\n    return None\n",
+                                       ["importing it raised KeyError: 'dim'", "bad_tower.py:4"]),
+}
+
+
+def test_a_bad_module_exits_2_naming_its_file_and_what_to_do(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    for case, (source, expected) in BAD_MODULES.items():
+        (package / "bad_tower.py").write_text(source)
+        result = subprocess.run([sys.executable, "-m", "embedrt.cli", "export", "module", "pkg.bad_tower:build", "--out", tmp_path / "x"],
+                                capture_output=True, text=True, env=env)
+        assert result.returncode == 2, (case, result.stderr)
+        assert "Traceback" not in result.stderr, (case, result.stderr)
+        assert f"FACTORY 'pkg.bad_tower:build': {package / 'bad_tower.py'}" in result.stderr, (case, result.stderr)
+        assert all(e in result.stderr for e in expected) and "then run the command again" in result.stderr, (case, result.stderr)
+        assert not (tmp_path / "x").exists()
+
+
+NAN_TOWER = '''
+import torch
+from torch import nn
+
+
+class NanTower(nn.Module):
+    embedrt_inputs = [{"name": "item_id", "kind": "id", "num_embeddings": 10}, {"name": "price", "kind": "float"}]
+    embedrt_example = {"item_id": [1, 2, 3], "price": [1.0, 4.0, 9.0]}
+
+    def __init__(self):
+        super().__init__()
+        self.item = nn.Embedding(10, 4)
+
+    def forward(self, item_id, price):
+        return self.item(item_id) / (item_id[:, None] - 7).float().clamp(min=0)  # inf or nan for every id up to 7
+
+
+def build():
+    return NanTower()
+'''
+
+
+def test_a_forward_that_returns_nan_or_inf_is_refused_naming_the_row_not_the_precision(tmp_path):
+    (tmp_path / "nan_tower.py").write_text(NAN_TOWER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "embedrt.cli", "export", "module", "nan_tower:build", "--out", tmp_path / "x"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "nan_tower:build: the module's forward gives NaN or Inf for" in result.stderr, result.stderr
+    assert "(first: row 0: item_id=0" in result.stderr and "precision" not in result.stderr, result.stderr
+    assert not (tmp_path / "x").exists()

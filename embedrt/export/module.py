@@ -110,6 +110,14 @@ def export_module(
     reference = torch_vectors(graph, rows)
     if reference.ndim != 2:
         raise ExportError(f"the module returned shape {tuple(reference.shape)} for {rows.n} rows; an embedding output is (batch, dim).")
+    what = source.get("factory", type(module).__name__) if source else type(module).__name__
+    bad = np.flatnonzero(~np.isfinite(reference).all(axis=1))
+    if bad.size:  # the source itself, not the export: no precision helps
+        raise ExportError(
+            f"{what}: the module's forward gives NaN or Inf for {bad.size} of {rows.n} parity rows (first: row {int(bad[0])}: "
+            f"{_describe_row(rows, int(bad[0]))}); an export would embed such rows as NaN. Fix the module or its weights for every "
+            "input its specs allow (ids over their whole range, empty id lists, the example's floats), and run the export again."
+        )
     dim = int(reference.shape[1])
     out = Path(out)
     weights = [source["weights"]] if source and source.get("weights") else []
@@ -126,7 +134,7 @@ def export_module(
         else:
             fp32_path.replace(model_path)
         report = measure_features_parity(reference, model_path, rows, precision=precision)
-        gate(report, source.get("factory", type(module).__name__) if source else type(module).__name__)
+        gate(report, what)
         head = slice(0, REFERENCE_ROWS)
         write_reference(tmp, reference_arrays(rows.take(head)), reference[head])
         manifest = Manifest(
