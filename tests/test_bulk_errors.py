@@ -147,3 +147,22 @@ def test_an_existing_file_at_output_is_kept_and_nothing_is_left_beside_it(small_
     result = embedrt_cli("embed", small_text_dir, "--input", tmp_path / "in.txt", "--output", out)
     assert result.returncode == 2 and f"--output {out} exists and no unfinished job is writing it; pass --overwrite" in result.stderr
     assert out.read_bytes() == b"the user's own file" and sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "mine.npy"]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".jsonl", ".parquet"])
+def test_a_part_that_fills_the_disk_says_no_space_left_whatever_the_format(tmp_path, suffix):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    out = mnt / f"o{suffix}"
+    code = ("import numpy as np; from pathlib import Path; from embedrt.bulk.parts import FORMATS, Chunk; from embedrt.bulk.journal import WorkDir\n"
+            f"fmt, work = FORMATS[{suffix!r}]('id', 'int64', 64), WorkDir(Path({str(out)!r}))\n"
+            "chunk = Chunk(list(range(300)), None, np.random.default_rng(0).standard_normal((300, 64)).astype(np.float32))\n"
+            "try:\n"
+            f"    work.write(Path({str(mnt / ('part-000001' + suffix))!r}), lambda tmp: fmt.write(chunk, tmp))\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc)\n")
+    # 300 x 64 float32 vectors: 76,800 bytes or more in every format, where 8 KiB are left
+    result = _in_namespace(f"mount -t tmpfs -o size=64k tmpfs {mnt} && dd if=/dev/zero of={mnt}/filler bs=4k count=14 2>/dev/null && "
+                           f"{sys.executable} -c \"{code}\"")
+    assert f"InputError --output {out}: no space left on the device (writing part-000001{suffix}); free some space and run the same command again" \
+        in result.stdout, result.stdout + result.stderr

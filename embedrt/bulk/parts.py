@@ -114,8 +114,11 @@ class NpyParts(PartFormat):
     suffix = ".npy"
 
     def write(self, chunk: Chunk, path: Path) -> None:
+        vectors = np.ascontiguousarray(chunk.vectors, dtype="<f4")
         with open(path, "wb") as f:
-            np.save(f, np.ascontiguousarray(chunk.vectors, dtype=np.float32))
+            # not np.save: its tofile() reports a full disk as "N requested and M written", without ENOSPC
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": vectors.shape})
+            f.write(vectors.data)
 
     def assemble(self, parts: Sequence[Path], rows: int, path: Path) -> None:
         with open(path, "wb") as out:
