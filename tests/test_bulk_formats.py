@@ -118,3 +118,33 @@ def test_on_a_terminal_the_progress_bar_shows_rate_and_total(small_text_dir, tmp
     assert process.wait(timeout=120) == 0
     screen = seen.decode(errors="replace")
     assert "120/120" in screen and "text/s" in screen and "embedding" in screen
+
+
+@pytest.mark.parametrize("suffix", [".ndjson", ".json"])
+def test_ndjson_and_json_inputs_are_read_as_json_lines(small_text_dir, small_text, tmp_path, suffix):
+    source = tmp_path / f"in{suffix}"
+    source.write_text("".join(json.dumps({"doc": f"d{i}", "text": t}) + "\n" for i, t in enumerate(TEXTS)), encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    result = embedrt_cli("embed", small_text_dir, "--input", source, "--id-column", "doc", "--keep-text", "--output", out)
+    assert result.returncode == 0, result.stderr
+    ids, vectors, texts = read_output(out, key="doc")
+    assert ids == [f"d{i}" for i in range(len(TEXTS))] and texts == TEXTS
+    np.testing.assert_allclose(vectors, small_text.embed(TEXTS), atol=1e-6)
+
+
+def test_a_json_array_input_exits_2_asking_for_json_lines(small_text_dir, tmp_path):
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps([{"text": t} for t in TEXTS[:5]], indent=2), encoding="utf-8")
+    result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", tmp_path / "o.npy")
+    assert result.returncode == 2
+    assert f"--input {source}: a JSON array; give one JSON object a line (JSON lines)" in result.stderr, result.stderr
+
+
+def test_a_txt_input_of_json_objects_is_embedded_as_lines_with_a_warning_naming_it(small_text_dir, small_text, tmp_path):
+    lines = [json.dumps({"text": t}) for t in TEXTS[:5]]
+    source = tmp_path / "in.txt"
+    source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    result = embedrt_cli("embed", small_text_dir, "--input", source, "--output", tmp_path / "o.npy")
+    assert result.returncode == 0, result.stderr
+    assert f"--input {source}: its first line is a JSON object" in result.stderr and ".jsonl" in result.stderr, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), small_text.embed(lines), atol=1e-6)  # a .txt is text: as asked

@@ -1,6 +1,6 @@
 """Streaming readers: every input as an iterator of Rows, read a block at a time, never whole.
 
-.txt: one text a line. .jsonl: one object a line (--text-column, --id-column). .csv/.tsv and
+.txt: one text a line. .jsonl (.ndjson, .json): one object a line (--text-column, --id-column). .csv/.tsv and
 .parquet: read in record batches by pyarrow. Image paths and CLI arguments are lists already.
 Ids are the row number by default; from --id-column, Parquet keeps the column's type and the
 other formats give strings (one type for every part of the output).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -19,9 +20,12 @@ from embedrt.bulk.rows import Row, decode_utf8, unicode_problem
 from embedrt.errors import InputError
 from embedrt.manifest import file_sha256
 
-TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
+TEXT_SUFFIXES = (".txt", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 ARROW_BLOCK_ROWS = 4096  # rows per pyarrow record batch: memory stays a few MB whatever the file
 COUNT_BLOCK = 1 << 20  # bytes per read when counting lines for the progress bar
+PEEK_BYTES = 1 << 16  # enough of a file's start to tell JSON from plain text
+
+log = logging.getLogger("embedrt")
 
 
 class Source:
@@ -78,6 +82,16 @@ class FileSource(Source):
         except OSError as exc:
             raise InputError(f"--input {self.path}: unreadable ({exc}).") from exc
 
+    def _first_line(self) -> bytes:
+        """The first non-blank line (or its first PEEK_BYTES), stripped, BOM dropped."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(PEEK_BYTES)
+        except OSError as exc:
+            raise InputError(f"--input {self.path}: unreadable ({exc}).") from exc
+        head = head.removeprefix(b"\xef\xbb\xbf")
+        return next((line.strip() for line in head.splitlines() if line.strip()), b"")
+
     def _count_lines(self) -> int:
         count, last = 0, b"\n"
         with open(self.path, "rb") as f:
@@ -95,6 +109,10 @@ class TextLines(FileSource):
             raise InputError(f"--input {path}: a text file has no columns; --text-column and --id-column need .jsonl, .csv, .tsv or .parquet.")
         super().__init__(path, None, None)
         self.total = self._count_lines()
+        first = self._first_line()
+        if first.startswith(b"{") and isinstance(_json_or_none(first), dict):  # a .txt is text, as asked; but say it
+            log.warning("embedrt: --input %s: its first line is a JSON object; a text file is embedded a line at a time, JSON "
+                        "and all. Rename it .jsonl to embed its %r field.", path, "text")
 
     def rows(self) -> Iterator[Row]:
         for number, raw in self._lines():
@@ -123,10 +141,13 @@ def json_record(index: int, where: str, raw: bytes, id_column: str | None) -> tu
 
 
 class JsonLines(FileSource):
-    """One JSON object a line; blank lines are skipped and not counted as rows."""
+    """One JSON object a line (.jsonl, .ndjson, .json); blank lines are skipped and not counted as rows."""
 
     def __init__(self, path: Path, text_column: str | None, id_column: str | None) -> None:
         super().__init__(path, text_column, id_column)
+        if self._first_line().startswith(b"["):  # a whole-file array would be one bad row: refuse it as a file
+            raise InputError(f"--input {path}: a JSON array; give one JSON object a line (JSON lines), e.g. with "
+                             f"`jq -c '.[]' {path} > {path.with_suffix('.jsonl')}`.")
         self.total = self._count_lines()
 
     def rows(self) -> Iterator[Row]:
@@ -305,7 +326,15 @@ class ImagePaths(Source):
         return {"images": len(self.paths), "sha256": digest.hexdigest()}
 
 
-_BY_SUFFIX = {".txt": TextLines, ".jsonl": JsonLines, ".csv": DelimitedTable, ".tsv": DelimitedTable, ".parquet": ParquetTable}
+_BY_SUFFIX = {".txt": TextLines, ".jsonl": JsonLines, ".ndjson": JsonLines, ".json": JsonLines, ".csv": DelimitedTable,
+              ".tsv": DelimitedTable, ".parquet": ParquetTable}
+
+
+def _json_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def open_text_file(path: str | os.PathLike, *, text_column: str | None = None, id_column: str | None = None) -> Source:

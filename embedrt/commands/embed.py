@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("model", metavar="MODEL", help="export dir, or 'default' (exported once into the cache dir)")
     embed.add_argument("texts", nargs="*", metavar="TEXT")
     embed.add_argument("--images", nargs="+", metavar="PATH", help="image files, directories of images, or .txt lists of image paths (an image export)")
-    embed.add_argument("--input", metavar="FILE", help=".txt (one text a line), .jsonl, .csv, .tsv or .parquet, read in chunks")
+    embed.add_argument("--input", metavar="FILE", help=".txt (one text a line), .jsonl (.ndjson, .json: one object a line), .csv, .tsv or .parquet, read in chunks")
     embed.add_argument("--text-column", metavar="NAME", help="the text column of a .jsonl/.csv/.tsv/.parquet input (default: text)")
     embed.add_argument("--id-column", metavar="NAME", help="a column carried to the output beside each vector (default: the row number)")
     embed.add_argument("--output", metavar="FILE", help=".parquet, .jsonl or .npy, written in chunks and resumable; default: JSONL on stdout")
