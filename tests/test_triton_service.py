@@ -203,3 +203,13 @@ def test_lone_surrogates_and_bytes_to_the_triton_client_are_input_errors_naming_
         with pytest.raises(InputError, match=r"texts\[0\] is bytes"):
             served.embed([b"\xff\xfe not utf-8"])
         assert served.embed(["fine"]).shape == (1, 64)  # the connection is still good
+
+
+def test_a_server_killed_under_serve_exits_1_naming_the_signal(tmp_path, slow_env):
+    process = _serve(slow_model_repository(tmp_path / "repo"), free_ports(3), "--quiet")
+    line = process.stdout.readline()
+    assert "tritonserver ready (pid " in line, process.stderr.read() if process.poll() is not None else line
+    os.kill(int(line.split("(pid ")[1].split(")")[0]), signal.SIGKILL)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1, (process.returncode, err)  # not 247, the -9 that wrapped around
+    assert "embedrt: error: tritonserver was killed by signal 9 (SIGKILL)" in err, err

@@ -64,6 +64,13 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -87,6 +94,11 @@ def run_serve(args: argparse.Namespace) -> int:
         server.start()
         print(f"tritonserver ready (pid {server.pid}): http {server.http_url}  grpc {server.grpc_url}  metrics {server.metrics_url}", flush=True)
         code = server.wait()
+        if code is not None and code < 0:  # -9 as an exit status would read 247
+            print(f"embedrt: error: tritonserver was killed by signal {-code} ({_signal_name(-code)}), not stopped by embedrt "
+                  f"(out of memory, or another process killed it); run the command again to restart it. Its last lines:\n"
+                  f"{server.error_lines()}", file=sys.stderr)
+            return 1
         print(f"embedrt: error: tritonserver exited with code {code}:\n{server.error_lines()}", file=sys.stderr)
         return code or 1
     except KeyboardInterrupt:
