@@ -114,3 +114,23 @@ def test_bf16_plans_that_cannot_work_are_refused_before_any_work(kwargs, message
 
     with pytest.raises(ExportError, match=message):
         plan_engine(**kwargs)
+
+
+def _without_bf16_units(monkeypatch) -> None:
+    """On a CPU with bf16 units, OpenVINO's answer on one without ("f32") is simulated; elsewhere the refusal is real."""
+    if BF16_UNITS:
+        from embedrt.runtime import openvino_backend
+
+        monkeypatch.setattr(openvino_backend, "check_bf16", lambda core, compiled: refuse_bf16("f32", "a CPU without bf16 units"))
+
+
+def test_the_bf16_refusal_names_the_export_dir_at_load_and_the_out_dir_at_export(bf16_dir, minilm_dir, tmp_path, monkeypatch):
+    _without_bf16_units(monkeypatch)
+    with pytest.raises(ProviderError, match=f"^{bf16_dir}: this CPU .* has no bf16 units"):
+        embedrt.load(bf16_dir)
+    from embedrt.export import optimize_export
+
+    out = tmp_path / "refused-bf16"
+    with pytest.raises(ProviderError, match=f"^--out {out}: this CPU .* has no bf16 units"):
+        optimize_export(minilm_dir, out, precision="bf16")
+    assert not out.exists()

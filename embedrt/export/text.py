@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from embedrt.errors import ExportError
+from embedrt.errors import ExportError, ProviderError
 from embedrt.export.graph_pooling import TextEncoderGraph, pool_tokens
 from embedrt.export.optimize import transformer_shape
 from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report, parity_texts
@@ -75,7 +75,10 @@ def export_text(
     with staged_dir(out, kind="text", overwrite=overwrite, sources=[src.path]) as tmp, work_dir("fp32") as work:
         fp32_path = Path(work) / MODEL_NAME
         _export_onnx(graph, fp32_path, input_names, output_names, opset)
-        report = write_text_export(tmp, graph, src, fp32_path, plan, input_names=input_names, pool_in_graph=pool_in_graph, opset=opset)
+        try:
+            report = write_text_export(tmp, graph, src, fp32_path, plan, input_names=input_names, pool_in_graph=pool_in_graph, opset=opset)
+        except ProviderError as exc:  # the engine cannot run here (bf16 without bf16 units): name the export, not the staging dir
+            raise ProviderError(f"--out {out}: {exc}") from None
     log.info("embedrt: exported %s to %s (%s, min cosine %.7f)", src.path, out, plan.precision, report["min_cosine"])
     return out
 

@@ -60,8 +60,11 @@ class OpenVinoBackend:
         if options:
             raise EmbedrtError(f"{', '.join(sorted(options))}: ONNX Runtime options; a bf16 (OpenVINO) engine takes none.")
         threads = (session or {}).get("intra_op_threads")
-        return cls(check_model_file(export_dir, manifest), max_batch_size=max_batch_size or manifest.max_batch_size,
-                   threads=threads, streams=streams)
+        try:
+            return cls(check_model_file(export_dir, manifest), max_batch_size=max_batch_size or manifest.max_batch_size,
+                       threads=threads, streams=streams)
+        except ProviderError as exc:  # no bf16 units, or no OpenVINO: say which export could not load
+            raise ProviderError(f"{export_dir}: {exc}") from None
 
     @classmethod
     def for_lanes(cls, export_dir: Path, manifest: Manifest, *, max_batch_size: int | None = None,
