@@ -1,4 +1,4 @@
-"""Whether a process still runs: what tells a killed writer's leftovers from a live writer's work.
+"""Whether a process still runs: what tells a killed writer's leftovers from a live writer's work; and this process's memory.
 
 Work dirs in the temp dir carry their process's PID (work_dir()); clean_stale_work_dirs() removes those of dead ones.
 """
@@ -25,6 +25,15 @@ def pid_alive(pid: int) -> bool:
     except OverflowError:
         return False
     return True
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (RSS), where the system says (Linux /proc); None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def work_dir(stage: str) -> tempfile.TemporaryDirectory:

@@ -139,3 +139,23 @@ def test_served_sessions_do_not_spin(minilm_dir):
             assert entries("session.intra_op.allow_spinning") == "0"
     finally:
         served.queue.close()
+
+
+def test_info_reports_the_memory_of_the_lanes_second_copy_and_lanes_1_saves_it(minilm_dir):
+    import json
+    import subprocess
+    import sys
+
+    def memory(*extra) -> dict:
+        result = subprocess.run([sys.executable, "-m", "embedrt.cli", "info", str(minilm_dir), *extra], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["memory"]
+
+    two, one = memory("--lanes", "2"), memory("--lanes", "1")
+    model_mb = (minilm_dir / "model.onnx").stat().st_size / 1e6
+    assert two["model_file_mb"] == one["model_file_mb"] == round(model_mb, 1)
+    assert (two["lanes"], one["lanes"]) == (2, 1)
+    # the one-thread engine holds the weights again: at least half the model file, measured as this process's RSS grew
+    assert two["lanes_engine_mb"] >= model_mb / 2 and one["lanes_engine_mb"] == 0
+    assert one["resident_mb"] < two["resident_mb"] - model_mb / 2
+    assert "--lanes 1" in two["note"] and "note" not in one

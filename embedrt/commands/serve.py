@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  limits: {limits.describe()}; API key {'required' if api_key else 'off'}", flush=True)
     for m in served:
         lanes = f", {m.embedder.lanes.count} lane(s)" if m.modality == "text" else ""
+        if m.modality == "text" and m.embedder.lanes.count > 1:
+            extra = m.embedder.lanes.engine_bytes
+            lanes += f" (their one-thread copy of the model: {'+%.0f MB' % (extra / 1e6) if extra is not None else 'more memory'}; --lanes 1 saves it)"
         print(f"  model {m.name!r}: {m.modality}, dim {m.dim}, {m.path}, providers {', '.join(m.embedder.providers)}{lanes}", flush=True)
     slow_headers = metrics.requests.labels("-", "-", "client_timeout")  # no route was read
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
