@@ -119,3 +119,20 @@ def test_a_refused_space_check_leaves_the_old_output_intact(small_text_dir, tmp_
     assert "kept" in result.stdout.splitlines(), result.stdout + result.stderr
     assert np.load(keep / "o.npy").shape == (OLD_ROWS - 1, 64)
     assert result.stderr.index("is complete") > result.stderr.index("about 1.5 MB")  # the old command still finds its output done
+
+
+def test_a_failed_load_leaves_no_work_dir_beside_a_new_or_a_foreign_output(small_text_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(small_text_dir, broken)
+    (broken / "model.onnx").write_bytes(b"\0" * (broken / "model.onnx").stat().st_size)  # same size: read, then refused by hash
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\n")
+    new = tmp_path / "new.npy"
+    assert embedrt_cli("embed", broken, "--input", source, "--output", new).returncode == 2
+    mine = tmp_path / "mine.npy"
+    mine.write_bytes(b"the user's own file")
+    assert embedrt_cli("embed", broken, "--input", source, "--output", mine, "--overwrite").returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "in.txt", "mine.npy"]
+    assert mine.read_bytes() == b"the user's own file"
+    again = embedrt_cli("embed", small_text_dir, "--input", source, "--output", mine)  # still not replaced without --overwrite
+    assert again.returncode == 2 and "pass --overwrite to replace it" in again.stderr

@@ -150,15 +150,26 @@ class BulkJob:
             self.work.commit(self.journal)
             self._assemble(summary)
         except BaseException:
-            if not chunks and self._keeps_finished:  # nothing finished: the work dir as it was, its journal describing OUT
-                self.work.remove_parts()
-            elif not chunks:  # nothing finished: nothing to resume, leave nothing behind
-                self.work.unlock()
-                self.work.delete()
+            self._drop_unstarted()
             raise
         finally:
             self.work.unlock()
         return summary
+
+    def abandon(self) -> None:
+        """After open(), instead of run() (the model failed to load): the work dir as this run found it, the lock released."""
+        self._drop_unstarted()
+        self.work.unlock()
+
+    def _drop_unstarted(self) -> None:
+        """When no chunk was finished: nothing to resume, so nothing of this run is left behind."""
+        if self.journal["chunks"]:
+            return  # an earlier run's chunks: kept for the next
+        if self._keeps_finished:  # the finished journal describing OUT stays
+            self.work.remove_parts()
+        else:
+            self.work.unlock()
+            self.work.delete()
 
     def _chunk(self, index: int, rows: list[Row], embed_values: EmbedValues, progress: Callable[[int], None]) -> dict[str, Any]:
         bad = [(r, r.problem) for r in rows if r.problem is not None]

@@ -81,12 +81,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"embedrt: {job.output} is complete (same model, input and options): nothing to do; pass --overwrite to embed again.", file=sys.stderr)
         return 0
 
-    import embedrt
-
     load_options = {"truncate": args.truncate}
     if args.max_batch_tokens:
         load_options["max_batch_tokens"] = args.max_batch_tokens
-    embedder = embedrt.load(model_path, device=args.device, **load_options)
+    embedder = load_for(job, model_path, device=args.device, **load_options)
     windowing = {"long_text": "chunk", "window": args.window, "stride": args.stride} if args.long_text == "chunk" else {}
     return finish(job, source, text_embedding(embedder, **windowing), args, "text", embedder.dim)
 
@@ -118,6 +116,18 @@ def open_job(args: argparse.Namespace, source, model_path: Path, manifest, optio
     model = {"path": str(Path(model_path).resolve()), "sha256": manifest.model_file.get("sha256"), "precision": manifest.precision, "dim": manifest.dim}
     return BulkJob(output, source, model=model, options=options, dim=manifest.dim, chunk_rows=args.chunk_rows,
                    keep_text=args.keep_text, on_error=args.on_error, overwrite=args.overwrite)
+
+
+def load_for(job, model_path: Path, **options):
+    """embedrt.load for a job's command: a load that fails leaves --output and its work dir as this run found them."""
+    import embedrt
+
+    try:
+        return embedrt.load(model_path, **options)
+    except BaseException:
+        if job is not None:
+            job.abandon()
+        raise
 
 
 def finish(job, source, embed_values, args: argparse.Namespace, unit: str, dim: int) -> int:

@@ -12,7 +12,7 @@ from embedrt.errors import InputError
 def run_features(args: argparse.Namespace) -> int:
     from embedrt.bulk.features import FeatureRecords, feature_embedding
     from embedrt.bulk.job import check_output
-    from embedrt.commands.embed import finish, model_identity, open_job
+    from embedrt.commands.embed import finish, load_for, model_identity, open_job
 
     if args.output is not None:
         check_output(Path(args.output))
@@ -27,9 +27,7 @@ def run_features(args: argparse.Namespace) -> int:
         print(f"embedrt: {job.output} is complete (same model, input and options): nothing to do; pass --overwrite to embed again.", file=sys.stderr)
         return 0
 
-    import embedrt
-
-    embedder = embedrt.load(model_path, device=args.device)
+    embedder = load_for(job, model_path, device=args.device)
     return finish(job, source, feature_embedding(embedder), args, "row", embedder.dim)
 
 

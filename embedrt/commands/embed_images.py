@@ -43,7 +43,7 @@ def run_images(args: argparse.Namespace) -> int:
     from embedrt.bulk.embedding import image_embedding
     from embedrt.bulk.job import check_output
     from embedrt.bulk.sources import ImagePaths
-    from embedrt.commands.embed import finish, model_identity, open_job
+    from embedrt.commands.embed import finish, load_for, model_identity, open_job
 
     if args.output is not None:
         check_output(Path(args.output))
@@ -58,7 +58,5 @@ def run_images(args: argparse.Namespace) -> int:
         print(f"embedrt: {job.output} is complete (same model, images and options): nothing to do; pass --overwrite to embed again.", file=sys.stderr)
         return 0
 
-    import embedrt
-
-    embedder = embedrt.load(model_path, device=args.device)
+    embedder = load_for(job, model_path, device=args.device)
     return finish(job, source, image_embedding(embedder), args, "image", embedder.dim)
