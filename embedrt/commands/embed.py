@@ -9,10 +9,9 @@ from pathlib import Path
 from embedrt.errors import InputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_arguments(embed: argparse.ArgumentParser) -> None:
     from embedrt.bulk.job import DEFAULT_CHUNK_ROWS
 
-    embed = sub.add_parser("embed", help="embed texts or images with an export dir (or 'default'), a file of any size at a time")
     embed.add_argument("model", metavar="MODEL", help="export dir, or 'default' (exported once into the cache dir)")
     embed.add_argument("texts", nargs="*", metavar="TEXT")
     embed.add_argument("--images", nargs="+", metavar="PATH", help="image files, directories of images, or .txt lists of image paths (an image export)")

@@ -23,10 +23,7 @@ def add_module_parser(kinds: argparse._SubParsersAction) -> None:
 
 
 def run_module(args: argparse.Namespace) -> int:
-    from embedrt.commands.export import _export_module
-
-    _export_module()  # the export extra's friendly error if torch is missing
-    from embedrt.export.module import export_module
+    from embedrt.export import export_module  # the export extra; without it the CLI names it
     from embedrt.export.module_source import load_module, read_inputs_file
 
     src = load_module(args.factory, args.weights)
