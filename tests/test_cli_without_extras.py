@@ -7,18 +7,23 @@ package that is not installed. The install-matrix check (.ci/install_matrix.sh) 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from embedrt.cli import COMMANDS
 from embedrt.extras import EXTRA_OF_MODULE
+from tests.serve_server import free_port
 
 ALL_EXTRAS = sorted(EXTRA_OF_MODULE)
 PRELUDE = """
@@ -73,6 +78,29 @@ def test_info_on_the_runtime_alone_runs_the_self_check(minilm_dir):
     report = json.loads(result.stdout)
     assert report["active_providers"] == ["CPUExecutionProvider"]
     assert report["self_check"]["passed"] is True
+
+
+def test_serve_runs_a_text_model_without_the_image_extra_and_starts_without_a_truncation_warning(minilm_dir, tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", PRELUDE, ",".join(modules_of("image")), "serve", str(minilm_dir), "--port", str(port),
+                                 "--lanes", "1"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert proc.poll() is None, log.read_text()
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"input": ["no Pillow here"], "model": minilm_dir.name}, timeout=30)
+        assert response.status_code == 200 and len(response.json()["data"][0]["embedding"]) == 384
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert "truncated" not in log.read_text()
 
 
 def test_a_command_whose_extra_is_missing_exits_2_naming_the_extra(minilm_dir, tmp_path):

@@ -23,7 +23,7 @@ def add_arguments(embed: argparse.ArgumentParser) -> None:
     embed.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="a bad row or image: stop naming it, or record it in OUTPUT.skipped.jsonl and go on")
     embed.add_argument("--overwrite", action="store_true", help="replace a finished output, or restart an unfinished one from scratch")
     embed.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help=f"rows per chunk: the unit of memory and of resuming (default {DEFAULT_CHUNK_ROWS})")
-    embed.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    embed.add_argument("--quiet", action="store_true", help="no progress and no summary; only rows skipped or truncated are still reported")
     embed.add_argument("--ray", action="store_true", help="run on Ray Data; --output is then a directory of Parquet files")
     embed.add_argument("--address", metavar="ADDR", help="with --ray: the cluster to join ('auto', ray://host:10001); default: a local Ray")
     embed.add_argument("--concurrency", type=int, default=None, help="with --ray: embedding actors (default: one 1-thread actor per CPU of each node)")
@@ -135,5 +135,6 @@ def finish(job, source, embed_values, args: argparse.Namespace, unit: str, dim: 
         notes.append(f"{summary.skipped} row(s) skipped, listed in {job.skipped_file}")
     if summary.truncated:
         notes.append(f"{summary.truncated} text(s) longer than the model truncated")
-    print(f"embedrt: wrote {summary.written} x {dim} vectors to {job.output}" + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
+    if not args.quiet or summary.skipped or summary.truncated:  # --quiet still reports rows lost or cut
+        print(f"embedrt: wrote {summary.written} x {dim} vectors to {job.output}" + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
     return 0

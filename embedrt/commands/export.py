@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from embedrt.commands.export_module import add_module_parser
+from embedrt.gate import describe
+from embedrt.manifest import read_manifest
 
 
 def add_arguments(export: argparse.ArgumentParser) -> None:
@@ -73,6 +75,7 @@ def run_text(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0
 
 
@@ -91,4 +94,5 @@ def run_image(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0

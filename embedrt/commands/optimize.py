@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from embedrt.commands.export import add_precision_arguments, engine_options
+from embedrt.gate import describe
+from embedrt.manifest import read_manifest
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,4 +22,5 @@ def run(args: argparse.Namespace) -> int:
 
     out = optimize_export(args.export_dir, args.out, overwrite=args.overwrite, **engine_options(args))
     print(f"optimized {args.export_dir} -> {out} ({args.precision})")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0
