@@ -80,6 +80,14 @@ def test_info_on_the_runtime_alone_runs_the_self_check(minilm_dir):
     assert report["self_check"]["passed"] is True
 
 
+def test_triton_build_runs_on_the_runtime_alone_and_triton_serve_names_its_extra(minilm_dir, tmp_path):
+    built = embedrt_without(ALL_EXTRAS, "triton", "build", minilm_dir, "--repository", tmp_path / "repo", "--name", "minilm")
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "repo" / "minilm_encoder" / "config.pbtxt").is_file()
+    served = embedrt_without(modules_of("triton"), "triton", "serve", tmp_path / "repo")
+    assert served.returncode == 2 and "pip install 'embedrt[triton]'" in served.stderr, served.stderr
+
+
 def test_serve_runs_a_text_model_without_the_image_extra_and_starts_without_a_truncation_warning(minilm_dir, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
