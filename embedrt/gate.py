@@ -6,6 +6,7 @@ no torch here, so the runtime can apply the same gate.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -59,3 +60,12 @@ def gate(report: dict[str, Any], what: str) -> None:
         f"{what}: {report['precision']} export failed its parity gate against {report['reference']} ({misses}); "
         f"no export dir was written. {advice}"
     )
+
+
+def describe(report: dict[str, Any]) -> str:
+    """A passed gate in one line, as `embedrt export` prints it: against what, min and mean cosine, thresholds, inputs."""
+    cut = lambda v: f"{math.floor(v * 1e7) / 1e7:.7f}"  # cut, not rounded: 0.99999996 must not read 1.0000000
+    thresholds = ", ".join(f"{name} >= {bound}" for name, bound in report["thresholds"].items())
+    inputs = report.get("inputs") or f"{report.get('n', '?')} inputs"
+    return (f"parity gate passed against {report['reference']}: min cosine {cut(report['min_cosine'])}, "
+            f"mean {cut(report['mean_cosine'])} ({thresholds}) on {inputs}")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from embedrt.gate import describe
+from embedrt.manifest import read_manifest
 
 
 def embedrt_cli(*args, cwd=None):
@@ -86,6 +90,12 @@ def test_export_cli_writes_a_loadable_dir_and_refuses_to_clobber(tmp_path, minil
     result = embedrt_cli("export", "text", source, "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "embedrt.json").is_file()
+    # the gate it passed is shown without -v: min and mean cosine against PyTorch, cut to 7 digits from the manifest's
+    shown = re.search(r"parity gate passed against pytorch fp32: min cosine (\d\.\d{7}), mean (\d\.\d{7}) \(min_cosine >= 0\.99999\)", result.stdout)
+    assert shown, result.stdout
+    parity = read_manifest(out).parity
+    assert float(shown[1]) <= parity["min_cosine"] < float(shown[1]) + 1e-7
+    assert float(shown[2]) <= parity["mean_cosine"] < float(shown[2]) + 1e-7
     again = embedrt_cli("export", "text", source, "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
@@ -100,3 +110,9 @@ def test_default_model_is_exported_once_into_the_cache_dir(tmp_path):
     second = run()
     assert second.returncode == 0 and manifest.stat().st_mtime_ns == stamp
     assert json.loads(first.stdout)["embedding"] == json.loads(second.stdout)["embedding"]
+
+
+def test_the_gate_line_cuts_cosines_and_never_rounds_them_up():
+    report = {"reference": "pytorch fp32", "min_cosine": 0.99999996, "mean_cosine": 0.99999999, "thresholds": {"min_cosine": 0.99999}, "n": 18}
+    assert describe(report) == ("parity gate passed against pytorch fp32: min cosine 0.9999999, mean 0.9999999 (min_cosine >= 0.99999) "
+                                "on 18 inputs")

@@ -36,7 +36,7 @@ def user_records(data, n: int) -> list[dict]:
 
 
 def embed(*argv: str) -> int:
-    return run_features(build_parser().parse_args(["embed", *argv, "--quiet"]))
+    return run_features(build_parser("embed").parse_args(["embed", *argv, "--quiet"]))
 
 
 def test_jsonl_rows_in_chunks_give_the_vectors_of_one_call(user, tmp_path):

@@ -46,6 +46,7 @@ def test_default_plans_per_precision_and_modality():
 @pytest.mark.parametrize("kwargs, message", [
     ({"precision": "fp16"}, "--provider cuda or --provider tensorrt"),
     ({"precision": "fp16", "provider": "cpu"}, "100x slower"),
+    ({"precision": "fp16"}, r"For the CPU keep fp32 \(the default\), or int8 on a CPU with AVX-512 VNNI"),
     ({"precision": "int8", "provider": "cuda"}, "CPU int8 kernels"),
     ({"precision": "bf8"}, "--precision 'bf8' is not one of fp32, int8, fp16, bf16"),
     ({"optimize": "O3"}, "--optimize 'O3'"),

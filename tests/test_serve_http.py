@@ -258,3 +258,18 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"Selected: (\d+)/\1\s+Tested: \1", result.stdout), result.stdout[-4000:]  # every operation was exercised
     assert re.search(r"(\d+) generated, \1 passed", result.stdout), result.stdout[-4000:]
+
+
+def test_the_warm_up_neither_warns_about_nor_counts_a_truncation(minilm_dir, caplog):
+    import logging
+
+    import embedrt
+    from embedrt.runtime.tokenization import encode
+    from embedrt.serve.models import WARM_UP_TEXTS, warm_up
+
+    embedder = embedrt.TextEmbedder(minilm_dir, lanes=1)
+    assert encode(embedder.tokenizer, sample_sentences(WARM_UP_TEXTS, min_words=1, max_words=120)).truncated  # some are too long
+    with caplog.at_level(logging.WARNING, logger="embedrt"):
+        warm_up(embedder)
+    assert [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()] == []
+    assert embedder.truncated_total == 0

@@ -9,12 +9,11 @@ from pathlib import Path
 EXIT_REGRESSED = 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="measure embedrt against PyTorch; compare with a recorded baseline",
-                           description="Measure embedrt against its PyTorch baselines in one process (interleaved), "
-                           "write results.json, results.md and results.png to --out, and optionally gate on a baseline.")
+def add_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.description = ("Measure embedrt against its PyTorch baselines in one process (interleaved), "
+                         "write results.json, results.md and results.png to --out, and optionally gate on a baseline.")
     bench.add_argument("--out", default="bench-out", metavar="DIR", help="where results.json/.md/.png go (default: bench-out)")
-    bench.add_argument("--quick", action="store_true", help="a small text suite in about a minute (for CI); the full suite is for releases")
+    bench.add_argument("--quick", action="store_true", help="a small text suite for CI: several minutes on 2 cores (7 on a busy Zen 3); the full suite is for releases")
     bench.add_argument("--suite", choices=("all", "text", "image", "text-vs-st", "peers"), default=None,
                        help="all (default), text, image, or text-vs-st: embedrt (fp32 and its precision variants) vs "
                        "sentence-transformers fp32 and bf16 on 2,000 mixed-length sentences, and batch-1 latency "

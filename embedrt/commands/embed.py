@@ -9,10 +9,9 @@ from pathlib import Path
 from embedrt.errors import InputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_arguments(embed: argparse.ArgumentParser) -> None:
     from embedrt.bulk.job import DEFAULT_CHUNK_ROWS
 
-    embed = sub.add_parser("embed", help="embed texts or images with an export dir (or 'default'), a file of any size at a time")
     embed.add_argument("model", metavar="MODEL", help="export dir, or 'default' (exported once into the cache dir)")
     embed.add_argument("texts", nargs="*", metavar="TEXT")
     embed.add_argument("--images", nargs="+", metavar="PATH", help="image files, directories of images, or .txt lists of image paths (an image export)")
@@ -24,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--on-error", choices=("raise", "skip"), default="raise", help="a bad row or image: stop naming it, or record it in OUTPUT.skipped.jsonl and go on")
     embed.add_argument("--overwrite", action="store_true", help="replace a finished output, or restart an unfinished one from scratch")
     embed.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help=f"rows per chunk: the unit of memory and of resuming (default {DEFAULT_CHUNK_ROWS})")
-    embed.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    embed.add_argument("--quiet", action="store_true", help="no progress and no summary; only rows skipped or truncated are still reported")
     embed.add_argument("--ray", action="store_true", help="run on Ray Data; --output is then a directory of Parquet files")
     embed.add_argument("--address", metavar="ADDR", help="with --ray: the cluster to join ('auto', ray://host:10001); default: a local Ray")
     embed.add_argument("--concurrency", type=int, default=None, help="with --ray: embedding actors (default: one 1-thread actor per CPU of each node)")
@@ -146,5 +145,6 @@ def finish(job, source, embed_values, args: argparse.Namespace, unit: str, dim: 
         notes.append(f"{summary.skipped} row(s) skipped, listed in {job.skipped_file}")
     if summary.truncated:
         notes.append(f"{summary.truncated} text(s) longer than the model truncated")
-    print(f"embedrt: wrote {summary.written} x {dim} vectors to {job.output}" + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
+    if not args.quiet or summary.skipped or summary.truncated:  # --quiet still reports rows lost or cut
+        print(f"embedrt: wrote {summary.written} x {dim} vectors to {job.output}" + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
     return 0

@@ -59,5 +59,6 @@ def run_ray(args: argparse.Namespace) -> int:
     from embedrt.manifest import read_manifest
 
     note = f" ({truncated} text(s) longer than the model truncated)" if truncated else ""
-    print(f"embedrt: wrote {rows} x {read_manifest(Path(args.model)).dim} vectors to {output}{note}", file=sys.stderr)
+    if not args.quiet or truncated:
+        print(f"embedrt: wrote {rows} x {read_manifest(Path(args.model)).dim} vectors to {output}{note}", file=sys.stderr)
     return 0

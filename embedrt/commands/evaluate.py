@@ -11,13 +11,9 @@ from embedrt.evaluation.datasets import TASKS, __doc__ as FORMATS
 RESULT_ORDER = ("spearman", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "min_cosine", "mean_cosine", "max_abs")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="score an export on your labelled data, or its parity with PyTorch or another export",
-        description="Score an export on labelled data, or measure its parity.\n\n" + FORMATS.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = "Score an export on labelled data, or measure its parity.\n\n" + FORMATS.split("\n\n", 1)[1]
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("model", metavar="MODEL", help="export dir, or 'default'")
     p.add_argument("--data", required=True, metavar="FILE", help=".csv/.tsv/.jsonl with the task's columns (or .txt texts for parity)")
     p.add_argument("--task", choices=TASKS, help="default: chosen from the file's columns")

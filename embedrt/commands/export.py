@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from embedrt.commands.export_module import add_module_parser
-from embedrt.errors import EmbedrtError
+from embedrt.gate import describe
+from embedrt.manifest import read_manifest
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser("export", help="export a PyTorch encoder to an ONNX export dir")
+def add_arguments(export: argparse.ArgumentParser) -> None:
     kinds = export.add_subparsers(dest="modality", required=True, metavar="MODALITY")
     text = kinds.add_parser("text", help="a BERT-family text encoder (HF or sentence-transformers dir, or 'default')")
     text.add_argument("source", metavar="SOURCE", help="local model dir, or 'default' for all-MiniLM-L6-v2")
@@ -60,16 +60,10 @@ def engine_options(args: argparse.Namespace) -> dict:
     return {"precision": args.precision, "optimize": args.optimize, "provider": args.provider, "int8_weights": args.int8_weights}
 
 
-def _export_module():
-    try:
-        import embedrt.export as export
-    except ImportError as exc:
-        raise EmbedrtError(f"exporting needs the export extra ({exc.name} is missing): pip install 'embedrt[export]'.") from exc
-    return export
-
-
 def run_text(args: argparse.Namespace) -> int:
-    out = _export_module().export_text(
+    from embedrt.export import export_text  # the export extra; without it the CLI names it
+
+    out = export_text(
         args.source,
         args.out,
         pooling=args.pooling,
@@ -81,11 +75,14 @@ def run_text(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0
 
 
 def run_image(args: argparse.Namespace) -> int:
-    out = _export_module().export_image(
+    from embedrt.export import export_image
+
+    out = export_image(
         args.source,
         args.out,
         weights=args.weights,
@@ -97,4 +94,5 @@ def run_image(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"exported {args.source} -> {out}")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0

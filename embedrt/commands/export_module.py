@@ -23,11 +23,10 @@ def add_module_parser(kinds: argparse._SubParsersAction) -> None:
 
 
 def run_module(args: argparse.Namespace) -> int:
-    from embedrt.commands.export import _export_module
-
-    _export_module()  # the export extra's friendly error if torch is missing
-    from embedrt.export.module import export_module
+    from embedrt.export import export_module  # the export extra; without it the CLI names it
     from embedrt.export.module_source import load_module, read_inputs_file
+    from embedrt.gate import describe
+    from embedrt.manifest import read_manifest
 
     src = load_module(args.factory, args.weights)
     spec = read_inputs_file(args.inputs) if args.inputs else None
@@ -45,4 +44,5 @@ def run_module(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"exported {args.factory} -> {out}")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0

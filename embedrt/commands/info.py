@@ -12,8 +12,7 @@ from embedrt.errors import EmbedrtError
 from embedrt.manifest import read_manifest
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    info = sub.add_parser("info", help="print an export's manifest and its active execution providers")
+def add_arguments(info: argparse.ArgumentParser) -> None:
     info.add_argument("model", metavar="MODEL", help="export dir or 'default'")
     info.add_argument("--device", default="cpu", choices=("cpu", "cuda", "tensorrt"))
     info.add_argument("--verify", default="warn", choices=("error", "warn", "off"),

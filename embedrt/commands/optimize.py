@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from embedrt.commands.export import _export_module, add_precision_arguments, engine_options
+from embedrt.commands.export import add_precision_arguments, engine_options
+from embedrt.gate import describe
+from embedrt.manifest import read_manifest
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("optimize", help="another precision or graph optimisation of an fp32 export, with its own parity gate")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("export_dir", metavar="DIR", help="an fp32 export dir (from `embedrt export`)")
     p.add_argument("--out", required=True, metavar="DIR2")
     add_precision_arguments(p)
@@ -17,9 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _export_module()  # the export extra must be installed: the message says how
-    from embedrt.export.variants import optimize_export
+    from embedrt.export import optimize_export  # the export extra, imported before any work; without it the CLI names it
 
     out = optimize_export(args.export_dir, args.out, overwrite=args.overwrite, **engine_options(args))
     print(f"optimized {args.export_dir} -> {out} ({args.precision})")
+    print(f"  {describe(read_manifest(out).parity)}")
     return 0

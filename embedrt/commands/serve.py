@@ -9,15 +9,14 @@ import sys
 
 from embedrt.errors import EmbedrtError
 from embedrt.runtime.queue import DEFAULT_MAX_WAIT_MS
-from embedrt.serve.auth import API_KEY_ENV
 from embedrt.serve.limits import Limits
 
+API_KEY_ENV = "EMBEDRT_API_KEY"  # read here, where --api-key is; the middleware gets the key itself
 ROUTES = ("POST /v1/embeddings", "POST /embed", "POST /embed_all", "GET /health", "GET /v1/models", "GET /info", "GET /metrics", "GET /docs")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_arguments(serve: argparse.ArgumentParser) -> None:
     d = Limits()
-    serve = sub.add_parser("serve", help="serve export dirs over HTTP (OpenAI /v1/embeddings, TEI /embed, /metrics)")
     serve.add_argument("models", nargs="+", metavar="MODEL", help="export dirs, or 'default' (the bundled model)")
     serve.add_argument("--name", action="append", default=[], metavar="NAME", help="the name of each MODEL, in order (default: the export dir's name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -10,8 +10,7 @@ from embedrt.errors import EmbedrtError
 from embedrt.triton.configs import BACKENDS
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    triton = sub.add_parser("triton", help="Triton Inference Server: build a model repository, serve it locally")
+def add_arguments(triton: argparse.ArgumentParser) -> None:
     tsub = triton.add_subparsers(dest="triton_command", required=True, metavar="SUBCOMMAND")
 
     build = tsub.add_parser("build", help="write a Triton model repository from export dirs")

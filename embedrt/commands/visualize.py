@@ -12,13 +12,9 @@ from embedrt.visualization.inputs import __doc__ as INPUTS
 from embedrt.visualization.reduction import METHODS
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "visualize",
-        help="embed inputs (or take a .npy) and draw them in 2-D, coloured by label",
-        description="Embed inputs, reduce to 2-D and draw a scatter coloured by label.\n\n" + INPUTS.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = "Embed inputs, reduce to 2-D and draw a scatter coloured by label.\n\n" + INPUTS.split("\n\n", 1)[1]
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("model", nargs="?", metavar="MODEL", help="export dir, or 'default'; not needed for a .npy input")
     p.add_argument("--input", required=True, metavar="FILE", help=".csv/.tsv/.jsonl, .txt (one a line) or .npy vectors")
     p.add_argument("--labels", metavar="COLUMN|FILE", help="a column of --input (default: 'label' when there is one) or a file, one label a line")

@@ -62,7 +62,8 @@ def plan_engine(
         if provider not in ("cuda", "tensorrt"):
             raise ExportError(
                 "--precision fp16 is for a GPU: on the CPU, ONNX Runtime runs fp16 about 100x slower than fp32. "
-                "Pass --provider cuda or --provider tensorrt to build it for a GPU, or use --precision int8 for the CPU."
+                "Pass --provider cuda or --provider tensorrt to build it for a GPU. For the CPU keep fp32 (the default), or int8 on a "
+                "CPU with AVX-512 VNNI, bf16 on one with bf16 units (docs/precision.md, 'How to choose')."
             )
         if optimize == "fuse":
             raise ExportError("--precision fp16 converts the unfused graph (the GPU providers fuse it themselves); use --optimize none.")

@@ -27,23 +27,49 @@ def u8s8_exact() -> bool:
     Without VNNI each pair of products (2 x 32385) overflows int16 and saturates at 32767.
     """
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
 
     m, k, n = 4, _PROBE_K, 16
-    graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
-        "embedrt_u8s8_probe",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [m, n])],
-        [numpy_helper.from_array(np.full((k, n), 127, dtype=np.int8), "b")],  # a constant weight, as in a real engine
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(probe_model(m, k, n), sess_options=options, providers=["CPUExecutionProvider"])
     got = session.run(None, {"a": np.full((m, k), 255, dtype=np.uint8)})[0]
     return bool((got == k * 255 * 127).all())
+
+
+def probe_model(m: int, k: int, n: int) -> bytes:
+    """The probe's ONNX model: y[m, n] = MatMulInteger(a: u8[m, k], b: a constant s8[k, n] of 127s, as in a real engine).
+
+    Serialized here, field by field (onnx.proto's numbers), because the runtime must not need the onnx package.
+    """
+    uint8, int8, int32 = 2, 3, 6  # TensorProto.DataType
+
+    def value_info(name: str, elem_type: int, dims: tuple[int, ...]) -> bytes:
+        shape = b"".join(_field(1, _field(1, d)) for d in dims)  # TensorShapeProto.dim, each a dim_value
+        return _field(1, name) + _field(2, _field(1, _field(1, elem_type) + _field(2, shape)))  # name, TypeProto.tensor_type
+
+    weight = np.full((k, n), 127, dtype=np.int8)
+    initializer = b"".join(_field(1, d) for d in weight.shape) + _field(2, int8) + _field(8, "b") + _field(9, weight.tobytes())
+    node = _field(1, "a") + _field(1, "b") + _field(2, "y") + _field(4, "MatMulInteger")
+    graph = (_field(1, node) + _field(2, "embedrt_u8s8_probe") + _field(5, initializer)
+             + _field(11, value_info("a", uint8, (m, k))) + _field(12, value_info("y", int32, (m, n))))
+    return _field(1, 8) + _field(7, graph) + _field(8, _field(1, "") + _field(2, 17))  # ir_version 8, graph, opset 17
+
+
+def _field(number: int, value: int | str | bytes) -> bytes:
+    """One protobuf field: an int as a varint, a str or bytes length-delimited."""
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 @functools.lru_cache(maxsize=1)

@@ -329,15 +329,13 @@ class ImageQueue(RequestQueue):
 
 
 def make_queue(embedder, **options: Any) -> RequestQueue:
-    """The queue for a TextEmbedder, an ImageEmbedder or a FeatureEmbedder."""
-    from embedrt.runtime.image import ImageEmbedder
-
+    """The queue for a TextEmbedder, an ImageEmbedder or a FeatureEmbedder (by the manifest: a text server needs no Pillow)."""
     if embedder.manifest.modality == "features":
         from embedrt.runtime.feature_queue import FeatureQueue
 
         return FeatureQueue(embedder, **options)
 
-    return ImageQueue(embedder, **options) if isinstance(embedder, ImageEmbedder) else TextQueue(embedder, **options)
+    return ImageQueue(embedder, **options) if embedder.manifest.modality == "image" else TextQueue(embedder, **options)
 
 
 # -- the modalities ----------------------------------------------------------------------------------

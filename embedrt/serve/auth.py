@@ -9,7 +9,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from embedrt.serve.http_errors import error_response
 
-API_KEY_ENV = "EMBEDRT_API_KEY"
 OPEN_PATHS = frozenset({"/health"})
 
 

@@ -13,6 +13,7 @@ from embedrt.errors import EmbedrtError
 from embedrt.manifest import read_manifest
 from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.queue import RequestQueue, make_queue
+from embedrt.runtime.tokenization import encode
 from embedrt.sample_text import sample_sentences
 
 WARM_UP_TEXTS = 32  # mixed lengths: the engine sees short and long shapes before the first request
@@ -83,7 +84,9 @@ def warm_up(embedder) -> None:
         crop = embedder.preprocessing.crop
         embedder.embed([np.full((crop, crop, 3), 127, dtype=np.uint8)] * WARM_UP_IMAGES)
         return
-    embedder.embed(sample_sentences(WARM_UP_TEXTS, min_words=1, max_words=120))
+    texts = sample_sentences(WARM_UP_TEXTS, min_words=1, max_words=120)
+    too_long = set(encode(embedder.tokenizer, texts).truncated)  # a cut warm-up text would warn and count as a user's
+    embedder.embed([text for i, text in enumerate(texts) if i not in too_long])
 
 
 def resize(vectors: np.ndarray, dimensions: int | None, dim: int, *, normalize: bool) -> np.ndarray:
