@@ -14,13 +14,12 @@ import embedrt
 from embedrt.errors import EmbedrtError, ExportError, ProviderError
 from embedrt.export.parity import cosine_rows
 from embedrt.manifest import read_manifest
-from embedrt.runtime.cpu import cpuinfo
-from embedrt.runtime.openvino_backend import import_openvino, refuse_bf16
+from embedrt.runtime.openvino_backend import bf16_units, import_openvino, refuse_bf16
 from embedrt.runtime.queue import TextQueue
 from embedrt.sample_text import sample_sentences
 
-# OpenVINO computes in bf16 where the CPU has AMX-BF16 or AVX-512 BF16 (its own check decides; this one chooses the branch).
-BF16_UNITS = bool({"amx_bf16", "avx512_bf16"} & set(cpuinfo()[1]))
+# OpenVINO computes in bf16 where the CPU has AMX-BF16 or AVX-512 BF16: the product asks OpenVINO, and so does the branch here.
+BF16_UNITS = bf16_units()
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +87,22 @@ def test_a_bf16_engine_runs_on_the_cpu_only_and_not_in_a_triton_repository(bf16_
 def test_onnx_runtime_options_are_refused_by_a_bf16_engine(bf16_dir):
     with pytest.raises(EmbedrtError, match="tensorrt: ONNX Runtime options; a bf16 \\(OpenVINO\\) engine takes none"):
         embedrt.load(bf16_dir, tensorrt=None)
+
+
+def test_a_bf16_export_is_made_exactly_where_openvino_lists_bf16_units(minilm_source, tmp_path):
+    """Both branches on a tiny model: the bundled model's tests above need a CPU with bf16 units, this one runs anywhere."""
+    from embedrt.export import export_text
+    from tests.random_models import random_bert
+
+    tiny, out = random_bert(tmp_path / "tiny", minilm_source, pooling="mean", normalize=True), tmp_path / "bf16"
+    if not BF16_UNITS:
+        with pytest.raises(ProviderError, match=r"this CPU \(.+\) has no bf16 units .* in f32, no faster than fp32"):
+            export_text(tiny, out, precision="bf16")
+        assert not out.exists()
+        return
+    manifest = read_manifest(export_text(tiny, out, precision="bf16"))
+    assert (manifest.precision, manifest.provider, manifest.parity["passed"]) == ("bf16", "openvino", True)
+    assert embedrt.load(out).providers == ["OpenVINO CPU (bf16)"]
 
 
 def test_a_cpu_where_openvino_would_compute_in_f32_is_refused_by_name():

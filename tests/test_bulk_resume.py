@@ -90,18 +90,40 @@ def test_a_changed_option_input_or_model_is_refused_naming_what_changed(small_te
     assert len(read_output(out)[0]) == 301
 
 
+# A real `embedrt embed` that, having committed its first chunk, waits for a line on stdin before the next: the
+# test holds it open there (lock taken, journal written), so the overlap it checks is forced, not raced.
+_HELD_JOB = """
+import sys
+from embedrt.bulk.job import BulkJob
+from embedrt.cli import main
+chunk = BulkJob._chunk
+def held(self, index, *args, **kwargs):
+    if index == 1:
+        print("held", flush=True)
+        sys.stdin.readline()
+    return chunk(self, index, *args, **kwargs)
+BulkJob._chunk = held
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_a_second_job_on_the_same_output_is_refused_and_cannot_swap_results(small_text_dir, tmp_path):
     many = write_parquet(tmp_path / "many.parquet", sentences(2000, seed=1))
     few = write_parquet(tmp_path / "few.parquet", sentences(10, seed=2))
     out = tmp_path / "out.parquet"
-    first = subprocess.Popen([sys.executable, "-m", "embedrt.cli", "embed", str(small_text_dir), "--input", str(many), "--output", str(out), "--chunk-rows", "50"],
-                             stderr=subprocess.PIPE, text=True)
-    while chunks_done(out) < 1 and first.poll() is None:
-        time.sleep(0.01)
-    second = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
+    first = subprocess.Popen([sys.executable, "-c", _HELD_JOB, "embed", str(small_text_dir), "--input", str(many), "--output", str(out), "--chunk-rows", "50"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "held\n", first.stderr.read()
+        assert chunks_done(out) == 1  # mid-job: one chunk committed, the lock held
+        second = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
+        first.stdin.write("go\n")
+        first.stdin.flush()
+    finally:
+        first.stdin.close()  # lets the first job go on (or stop) even when an assertion above failed
+    assert first.wait(timeout=300) == 0, first.stderr.read()
     assert second.returncode == 2
     assert f"--output {out}: another `embedrt embed` (pid {first.pid}) is writing it" in second.stderr
-    assert first.wait(timeout=300) == 0, first.stderr.read()
     assert len(read_output(out)[0]) == 2000  # the first job's rows, all of them
     after = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
     assert after.returncode == 2 and "a finished job wrote it with a different input" in after.stderr

@@ -43,6 +43,15 @@ def test_default_plans_per_precision_and_modality():
     assert plan_engine("bf16") == plan_engine("bf16", provider="openvino") == EnginePlan("bf16", "none", "openvino")
 
 
+@pytest.mark.cpu_dependent
+def test_auto_int8_weights_are_7bit_exactly_where_this_cpus_u8s8_kernel_saturates():
+    from embedrt.runtime.cpu import u8s8_exact
+
+    assert plan_engine("int8").reduce_range is (not u8s8_exact())
+    assert plan_engine("int8", modality="image").reduce_range is (not u8s8_exact())
+    assert plan_engine("int8", int8_weights="7").reduce_range and not plan_engine("int8", int8_weights="8").reduce_range
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"precision": "fp16"}, "--provider cuda or --provider tensorrt"),
     ({"precision": "fp16", "provider": "cpu"}, "100x slower"),

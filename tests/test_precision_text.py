@@ -21,6 +21,7 @@ from embedrt.export.quantize import WEIGHTS_7BIT
 from embedrt.manifest import read_manifest
 from embedrt.runtime.cpu import cpu_record, u8s8_exact
 from embedrt.sample_text import sample_sentences
+from tests.emulated_cpu import EMULATED_CPU
 from tests.random_models import random_bert
 
 
@@ -93,13 +94,23 @@ print(json.dumps(found, default=str))
 """
 
 
+def _python_on_a_cpu_without_vnni() -> list[str] | None:
+    """A Python whose u8 x s8 kernel saturates: this one where the probe says so (Zen 3), else under qemu's Haswell."""
+    if not u8s8_exact():
+        return [sys.executable]
+    if platform.machine() == "x86_64" and shutil.which("qemu-x86_64"):
+        # qemu's Haswell: AVX2, no AVX-512, no VNNI; the same onnxruntime picks its saturating u8 x s8 kernel there.
+        return ["qemu-x86_64", "-cpu", EMULATED_CPU, sys.executable]
+    return None
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(platform.machine() != "x86_64" or not shutil.which("qemu-x86_64"),
-                    reason="needs x86_64 and qemu-user (apt-get install qemu-user) to run on an emulated CPU without VNNI")
-def test_on_an_emulated_cpu_without_vnni_an_8bit_engine_is_refused_and_the_7bit_one_loads(minilm_int8_dir, minilm_int8_7bit_dir):
-    # qemu's Haswell: AVX2, no AVX-512, no VNNI; the same onnxruntime picks its saturating u8 x s8 kernel there.
+def test_on_a_cpu_without_vnni_an_8bit_engine_is_refused_and_the_7bit_one_loads(minilm_int8_dir, minilm_int8_7bit_dir):
+    python = _python_on_a_cpu_without_vnni()
+    if python is None:
+        pytest.skip("this CPU's u8 x s8 kernel is exact and emulating one that saturates needs x86_64 and qemu-user (apt-get install qemu-user)")
     run = subprocess.run(
-        ["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _EMULATED_LOAD, str(minilm_int8_dir), str(minilm_int8_7bit_dir)],
+        [*python, "-c", _EMULATED_LOAD, str(minilm_int8_dir), str(minilm_int8_7bit_dir)],
         capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert run.returncode == 0, run.stderr[-2000:]
@@ -110,6 +121,8 @@ def test_on_an_emulated_cpu_without_vnni_an_8bit_engine_is_refused_and_the_7bit_
         refused = found["auto"]["refused"]
         assert "missed its parity gate on this machine" in refused and "saturates" in refused
         assert float(refused.split("min_cosine ")[1].split(" ")[0]) < 0.99
+    else:  # made on this very CPU, so with 7-bit weights: the same engine as the 7-bit one
+        assert minilm_int8_dir == minilm_int8_7bit_dir and found["auto"] == found["7bit"]
 
 
 @pytest.mark.slow
@@ -173,10 +186,13 @@ def test_a_gate_miss_into_a_new_dir_leaves_nothing_that_loads(tiny_bert, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_int8_tiny_model_records_its_recipe_and_loads_on_cpu_only(tiny_bert, tmp_path):
-    out = export_text(tiny_bert, tmp_path / "int8", precision="int8")
+@pytest.mark.parametrize("int8_weights", ["auto", "7"])
+def test_int8_tiny_model_records_its_recipe_and_loads_on_cpu_only(tiny_bert, tmp_path, int8_weights):
+    out = export_text(tiny_bert, tmp_path / "int8", precision="int8", int8_weights=int8_weights)
     manifest = json.loads((out / "embedrt.json").read_text())
-    assert manifest["optimizations"][-3:] == ["int8:smoothquant", "int8:dynamic_per_channel", "int8:matmul_nbits_block256"]
+    seven_bit = int8_weights == "7" or not u8s8_exact()  # auto: 7-bit weights where this CPU's u8 x s8 kernel saturates
+    steps = ["int8:smoothquant", "int8:dynamic_per_channel"] + [WEIGHTS_7BIT] * seven_bit + ["int8:matmul_nbits_block256"]
+    assert manifest["optimizations"][-len(steps):] == steps and manifest["machine"]["u8s8_exact"] is u8s8_exact()
     assert manifest["parity"]["thresholds"] == {"min_cosine": 0.99, "mean_cosine": 0.995}
     vectors = embedrt.TextEmbedder(out).embed(["hello", "world"])
     assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)

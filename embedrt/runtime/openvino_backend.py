@@ -142,8 +142,12 @@ def check_bf16(core: Any, compiled: Any) -> None:
     Both of OpenVINO's answers are asked: the CPU's capabilities (BF16 listed) and the compiled model's precision.
     """
     computes_in = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-    refuse_bf16(computes_in if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32",
-                core.get_property("CPU", "FULL_DEVICE_NAME"))
+    refuse_bf16(computes_in if bf16_units(core) else "f32", core.get_property("CPU", "FULL_DEVICE_NAME"))
+
+
+def bf16_units(core: Any = None) -> bool:
+    """Whether OpenVINO lists BF16 among this CPU's capabilities (AMX or AVX-512 BF16): where not, it computes in f32."""
+    return "BF16" in (core or import_openvino().Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def refuse_bf16(computes_in: str, cpu: str) -> None:
