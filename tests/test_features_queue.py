@@ -11,7 +11,7 @@ import torch
 import embedrt
 from embedrt.errors import InputError
 from embedrt.export.module import export_module
-from embedrt.runtime.feature_queue import FeatureQueue
+from embedrt.runtime.queue.features import FeatureQueue
 from feature_models import PaddedModel
 
 from two_tower.data import make_interactions  # noqa: E402 (feature_models puts it on sys.path)

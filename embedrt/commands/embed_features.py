@@ -12,7 +12,7 @@ from embedrt.errors import InputError
 def run_features(args: argparse.Namespace) -> int:
     from embedrt.bulk.features import FeatureRecords, feature_embedding
     from embedrt.bulk.job import check_output
-    from embedrt.commands.embed import finish, load_for, model_identity, open_job
+    from embedrt.commands.embed_job import finish, load_for, model_identity, open_job
 
     if args.output is not None:
         check_output(Path(args.output))

@@ -43,7 +43,7 @@ def run_images(args: argparse.Namespace) -> int:
     from embedrt.bulk.embedding import image_embedding
     from embedrt.bulk.job import check_output
     from embedrt.bulk.sources import ImagePaths
-    from embedrt.commands.embed import finish, load_for, model_identity, open_job
+    from embedrt.commands.embed_job import finish, load_for, model_identity, open_job
 
     if args.output is not None:
         check_output(Path(args.output))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedrt.default_model import DEFAULT, default_source
+from embedrt.bundled_model import DEFAULT, default_source
 from embedrt.errors import ExportError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

@@ -23,6 +23,7 @@ from embedrt.errors import InputError
 from embedrt.runtime.batching import restore_order
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize
+from embedrt.runtime.text_outputs import SENTENCE_OUTPUT, TOKEN_OUTPUT
 from embedrt.runtime.tokenization import Encoded, check_texts, cut_at_whitespace, encode
 
 LONG_TEXT_MODES = ("truncate", "chunk")
@@ -204,8 +205,6 @@ def embed_long(
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, list[Windows]]:
     """TextEmbedder.embed with a choice of what to do with texts longer than the model (see the module doc)."""
-    from embedrt.runtime.text import SENTENCE_OUTPUT, TOKEN_OUTPUT
-
     if long_text not in LONG_TEXT_MODES:
         raise InputError(f"long_text={long_text!r} is not one of {', '.join(LONG_TEXT_MODES)}.")
     if long_text == "truncate" and (window is not None or stride is not None):

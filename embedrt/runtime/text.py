@@ -17,10 +17,8 @@ from embedrt.runtime.lanes import lane_threads, open_lanes
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.self_check import open_engine, open_single_thread, self_check
+from embedrt.runtime.text_outputs import SENTENCE_OUTPUT, TOKEN_OUTPUT
 from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
-
-SENTENCE_OUTPUT = "sentence_embedding"
-TOKEN_OUTPUT = "token_embeddings"
 
 Progress = Callable[[int], None]  # called with the number of inputs just finished
 

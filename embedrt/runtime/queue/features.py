@@ -17,7 +17,7 @@ from embedrt.runtime.batching import plan_batches
 from embedrt.runtime.feature_rows import CheckedColumn, CheckedRows
 from embedrt.runtime.lanes import Lanes
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.queue import SENTENCE, EmbedFuture, RequestQueue
+from embedrt.runtime.queue.core import SENTENCE, EmbedFuture, RequestQueue
 
 Row = tuple[np.ndarray, ...]  # one checked row: per column its values (an id list: its ids)
 
