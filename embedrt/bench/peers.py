@@ -143,7 +143,7 @@ class _Ready:
 
 def run_peers(options: PeersOptions, *, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict[str, Any]:
     """Measure the chosen contenders against torch fp32, interleaved in processes; return the results document."""
-    from embedrt.bundled_model import default_source
+    from embedrt.default_model import default_source
 
     started = time.time()
     conditions = machine_conditions()
