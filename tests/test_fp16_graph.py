@@ -30,7 +30,7 @@ def _graph_as_1_31_converts_it() -> onnx.ModelProto:
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("a", "b")],
         [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)  # what onnxruntime 1.31 and 1.32 load
 
 
 def test_duplicate_casts_are_shared_and_the_graph_sorted_so_onnx_and_onnxruntime_accept_it(tmp_path):
