@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -165,7 +166,10 @@ def preload_gpu_libraries() -> None:
 
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
-        preload()
+        try:
+            preload()
+        except OSError as exc:  # the session that follows says whether CUDA loaded after all (check_active)
+            logging.getLogger("embedrt").warning("embedrt: onnxruntime.preload_dlls() failed (%s); relying on the system's library path", exc)
 
 
 def tensorrt_library_loads() -> bool:
