@@ -105,14 +105,13 @@ def export_all(shape: str, work: Path, device: str) -> dict[str, str]:
 
 
 def run_command(name: str, argv: list[str]) -> int:
-    """One embedrt command through its own parser (the CLI imports every command; serve needs its extra)."""
-    import importlib
+    """One embedrt command, as the CLI runs it (only that command's module and extras are imported)."""
+    from embedrt.cli import main as cli_main
 
-    parser = argparse.ArgumentParser(prog="embedrt")
-    sub = parser.add_subparsers(dest="command", required=True)
-    importlib.import_module(f"embedrt.commands.{name}").add_parser(sub)
-    args = parser.parse_args([name, *argv])
-    return int(args.func(args) or 0)
+    code = cli_main([name, *argv])
+    if code != 0:
+        raise RuntimeError(f"embedrt {name} {' '.join(argv)} exited {code}")
+    return code
 
 
 def bench(shape: str, dirs: dict[str, str], device: str, lines: int, latency_calls: int, out: Path) -> dict[str, Any]:

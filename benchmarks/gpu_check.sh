@@ -12,8 +12,8 @@ export OUT
 PS4='+ $(date -u +%H:%M:%S) '
 set -x
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/nvidia-smi.csv" 2>&1 || true
-python -c "import onnxruntime as o; print(o.__version__, o.__file__, o.get_available_providers())" || true
-python benchmarks/gpu_check.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
+python3 -c "import onnxruntime as o; print(o.__version__, o.__file__, o.get_available_providers())" || true
+python3 benchmarks/gpu_check.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
 rc=${PIPESTATUS[0]}
 set +x
 ls -la "$OUT"
