@@ -40,6 +40,11 @@ def test_default_plans_per_precision_and_modality():
     assert plan_engine("fp32", "fuse", modality="image") == EnginePlan("fp32", "fuse", "cpu")
     assert plan_engine("fp32", "fuse") == EnginePlan("fp32", "fuse", "any")
     assert plan_engine("fp16", provider="tensorrt") == EnginePlan("fp16", "none", "tensorrt")
+    # A text engine for CUDA is the fused transformer graph for GPU, in fp16 and fp32; TensorRT and images keep the plain one.
+    assert plan_engine("fp16", provider="cuda") == EnginePlan("fp16", "fuse", "cuda")
+    assert plan_engine("fp32", provider="cuda") == EnginePlan("fp32", "fuse", "cuda")
+    assert plan_engine("fp16", "none", "cuda") == EnginePlan("fp16", "none", "cuda")
+    assert plan_engine("fp16", provider="cuda", modality="image") == EnginePlan("fp16", "none", "cuda")
     assert plan_engine("bf16") == plan_engine("bf16", provider="openvino") == EnginePlan("bf16", "none", "openvino")
 
 
@@ -59,7 +64,9 @@ def test_auto_int8_weights_are_7bit_exactly_where_this_cpus_u8s8_kernel_saturate
     ({"precision": "int8", "provider": "cuda"}, "CPU int8 kernels"),
     ({"precision": "bf8"}, "--precision 'bf8' is not one of fp32, int8, fp16, bf16"),
     ({"optimize": "O3"}, "--optimize 'O3'"),
-    ({"precision": "fp16", "provider": "cuda", "optimize": "fuse"}, "use --optimize none"),
+    ({"precision": "fp16", "provider": "tensorrt", "optimize": "fuse"}, "TensorRT builds its own fused kernels.*use --optimize none"),
+    ({"provider": "tensorrt", "optimize": "fuse"}, "cannot run ONNX Runtime's fused ops"),
+    ({"precision": "fp16", "provider": "cuda", "optimize": "fuse", "modality": "image"}, "image graphs are fused by a CPU session"),
 ])
 def test_trap_combinations_are_refused_with_the_option_named(kwargs, message):
     with pytest.raises(ExportError, match=message):
@@ -134,7 +141,7 @@ def test_asking_for_tensorrt_without_it_says_what_to_install(minilm_dir):
 def test_plan_build_without_the_tensorrt_package_is_a_clear_error(minilm_dir, tmp_path):
     from embedrt.export.tensorrt_plan import build_tensorrt_plan
 
-    with pytest.raises(ExportError, match="pip install tensorrt"):
+    with pytest.raises(ExportError, match=r"pip install 'tensorrt-cu13==10\.\*'"):
         build_tensorrt_plan(minilm_dir, tmp_path / "model.plan")
     assert not (tmp_path / "model.plan").exists()
 

@@ -142,8 +142,8 @@ def test_fused_fp32_bundled_model_keeps_parity_0_99999(minilm_dir, tmp_path, sen
     assert cosine_rows(sentence_transformer.encode(texts), embedrt.TextEmbedder(out).embed(texts)).min() >= 0.99999
 
 
-def test_fp16_for_cuda_keeps_fp32_io_layernorm_softmax_and_pooling(tiny_bert, tmp_path):
-    out = export_text(tiny_bert, tmp_path / "fp16", precision="fp16", provider="cuda")
+def test_plain_fp16_for_cuda_keeps_fp32_io_layernorm_softmax_and_pooling(tiny_bert, tmp_path):
+    out = export_text(tiny_bert, tmp_path / "fp16", precision="fp16", provider="cuda", optimize="none")
     manifest = read_manifest(out)
     assert manifest.precision == "fp16" and manifest.provider == "cuda" and manifest.parity["passed"]
     model = onnx.load(str(out / "model.onnx"))
@@ -155,6 +155,38 @@ def test_fp16_for_cuda_keeps_fp32_io_layernorm_softmax_and_pooling(tiny_bert, tm
     for node in model.graph.node:
         if node.op_type in ("LayerNormalization", "Softmax", "ReduceL2"):
             assert cast_to.get(node.input[0], fp32) == fp32, node.name
+
+
+def _cpu_vectors(export_dir, texts) -> np.ndarray:
+    """An engine's pooled vectors through a CPU session, as the export's gate measures a GPU engine here."""
+    from embedrt.runtime.onnx_backend import OnnxBackend
+    from embedrt.runtime.tokenization import encode, load_tokenizer, pad_batch
+
+    manifest = read_manifest(export_dir)
+    backend = OnnxBackend(export_dir / "model.onnx")
+    encoded = encode(load_tokenizer(export_dir, manifest.text), texts)
+    inputs = pad_batch(encoded, np.arange(len(texts)), backend.input_names, manifest.text.pad_token_id)
+    return backend.run(inputs, ["sentence_embedding"])["sentence_embedding"]
+
+
+def test_fp16_for_cuda_is_the_fused_gpu_graph_within_the_gate_of_the_plain_one(tiny_bert, tmp_path):
+    fused = export_text(tiny_bert, tmp_path / "fused", precision="fp16", provider="cuda")
+    plain = export_text(tiny_bert, tmp_path / "plain", precision="fp16", provider="cuda", optimize="none")
+    manifest = read_manifest(fused)
+    assert manifest.parity["passed"] and manifest.optimizations[0] == "fuse:gpu" and manifest.optimizations[-1] == "fp16"
+    ops = _ops(fused)
+    assert {"SkipLayerNormalization"} <= ops and ops & {"Attention", "MultiHeadAttention"}
+    assert not _ops(plain) & {"Attention", "MultiHeadAttention", "SkipLayerNormalization"}
+    texts = sample_sentences(24, min_words=1, max_words=40, seed=5)
+    floor = embedrt.export.parity.THRESHOLDS["fp16"]["min_cosine"]
+    assert cosine_rows(_cpu_vectors(plain, texts), _cpu_vectors(fused, texts)).min() >= floor
+
+
+def test_fp32_for_cuda_is_the_fused_gpu_graph(tiny_bert, tmp_path):
+    out = export_text(tiny_bert, tmp_path / "fp32", provider="cuda")
+    manifest = read_manifest(out)
+    assert manifest.precision == "fp32" and manifest.provider == "cuda" and manifest.optimizations[0] == "fuse:gpu"
+    assert "SkipLayerNormalization" in _ops(out) and manifest.parity["min_cosine"] >= 0.99999
 
 
 def test_fp16_engine_is_refused_on_the_cpu_by_the_runtime(tiny_bert, tmp_path):

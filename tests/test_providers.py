@@ -16,6 +16,7 @@ from embedrt.runtime.providers import (
     check_available,
     plan_providers,
     profile_shapes,
+    tensorrt_library_loads,
 )
 
 
@@ -53,6 +54,29 @@ def test_an_unknown_device_is_refused():
 def test_a_provider_missing_from_onnxruntime_is_an_error_that_says_what_to_install():
     with pytest.raises(ProviderError, match="onnxruntime-gpu"):
         check_available(plan_providers("cuda"), [CPU])
+
+
+def test_the_cuda_hint_names_the_libraries_onnxruntime_gpu_1_31_needs():
+    with pytest.raises(ProviderError, match="CUDA 13 and cuDNN 9"):
+        check_available(plan_providers("cuda"), [CPU])
+
+
+def test_both_onnxruntime_builds_installed_is_named_with_the_command_that_fixes_it(monkeypatch):
+    # Both distributions are not installed in this venv: their versions as importlib.metadata would read them.
+    versions = {"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"}
+    monkeypatch.setattr(embedrt.runtime.providers.metadata, "version", versions.__getitem__)
+    with pytest.raises(ProviderError) as err:
+        check_available(plan_providers("cuda"), [CPU])
+    assert "both onnxruntime 1.32.0 and onnxruntime-gpu 1.31.1 are installed" in str(err.value)
+    assert "`pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1`" in str(err.value)
+
+
+@pytest.mark.skipif(tensorrt_library_loads(), reason="TensorRT 10 is installed here")
+def test_an_inactive_tensorrt_names_the_missing_tensorrt_10_library_and_its_package():
+    with pytest.raises(ProviderError) as err:
+        check_active(plan_providers("tensorrt"), [CUDA, CPU])
+    assert "libnvinfer.so.10" in str(err.value) and "pip install 'tensorrt-cu13==10.*'" in str(err.value)
+    assert "driver" not in str(err.value)
 
 
 def test_a_listed_but_inactive_provider_is_refused_not_silently_run_on_cpu():

@@ -64,12 +64,14 @@ def table(document: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for result in document["results"]:
         for row in result["engines"]:
-            cells = [result["name"], row["engine"], _fmt(row["p50_ms"], 2), _fmt(row["p95_ms"], 2), _fmt(row["p99_ms"], 2), _fmt(row["items_per_s"], 1)]
+            engine = row["engine"] + (" (suspect: see below)" if row.get("suspect") else "")
+            cells = [result["name"], engine, _fmt(row["p50_ms"], 2), _fmt(row["p95_ms"], 2), _fmt(row["p99_ms"], 2), _fmt(row["items_per_s"], 1)]
             cells += [_fmt(row.get(f"speedup_vs_{b}"), 2, "x") for b in bases]
             cells += [_fmt(row.get(f"p50_latency_ratio_vs_{b}"), 2, "x") for b in bases]
             fraction = row.get("roofline_fraction")
             cells += [_fmt(row.get("achieved_gflops"), 1), _fmt(None if fraction is None else 100 * fraction, 0, "%")]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += [f"\nwarning: {line}" for line in document.get("warnings", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -116,6 +118,9 @@ def roofline_lines(r: dict[str, Any]) -> list[str]:
         env = " ".join(f"{k}={v}" for k, v in r.get("env", {}).items()) or "no kernel or thread variables set"
         kernel = blas.get("unknown") or f"{blas.get('internal_api')} {blas.get('version')}, {blas.get('architecture')} kernel, {blas.get('num_threads')} threads"
         lines.append(f"- numpy's BLAS: {kernel}; environment: {env}")
+    if r.get("gpu_fp16_peak_gflops"):
+        lines.append(f"- GPU: {r.get('gpu_name', 'unnamed')}, GEMM peak measured by torch in this run: fp16 {r['gpu_fp16_peak_gflops']} GFLOP/s, "
+                     f"fp32 {r.get('gpu_fp32_peak_gflops')} GFLOP/s (`% of peak` of GPU rows is against these)")
     lines += [f"- **GEMM {name}: {why}**" for name, why in r.get("busy", {}).items()]
     return lines
 

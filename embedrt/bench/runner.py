@@ -30,7 +30,8 @@ LATENCY_WARMUP_CALLS = 3
 # state. One call per turn timed each call just after the other library had run: on all-MiniLM-L6-v2
 # at batch 1 that raised PyTorch's p50 from about 18 ms (its own process) to 28 ms, embedrt's from 9.5 to 11.
 LATENCY_BLOCK = 10
-REFERENCE_BASELINE = "pytorch_fp32"  # the baseline the summary and the plot compare against first
+REFERENCE_BASELINE = "pytorch_fp32"
+SUSPECT_FACTOR = 2.0  # a baseline this much slower than another precision of itself on the same GPU is flagged  # the baseline the summary and the plot compare against first
 
 
 @dataclass
@@ -95,8 +96,14 @@ def run_suite(workloads: Sequence[Workload], options: BenchOptions, *, suite: st
         "roofline": roofline,
         "reference_baseline": REFERENCE_BASELINE,
         "skipped": skipped,
+        "warnings": suspect_warnings(results),
         "results": results,
     }
+
+
+def suspect_warnings(results: list[dict[str, Any]]) -> list[str]:
+    """One line per flagged row (see flag_suspect_rows), for the table's foot and the JSON."""
+    return [f"{r['name']}: {row['engine']}: {row['suspect']}" for r in results for row in r["engines"] if row.get("suspect")]
 
 
 # -- engines per model ------------------------------------------------------------------------------
@@ -144,8 +151,11 @@ def _text_contenders(model_key: str, options: BenchOptions, skipped: list[str]) 
     assert manifest.text is not None
     max_length = manifest.text.max_length
     engines = [eng.embedrt_text(p, options.device) for p in _with_variants(fp32_dirs, options, skipped)]
-    engines += [eng.sentence_transformers_text(source, prec, dtype, device=_torch_device(options), max_seq_length=max_length)
-                for prec, dtype in eng.pytorch_baselines(_torch_device(options)) if prec in options.baselines or prec == "fp16"]
+    baselines = [eng.sentence_transformers_text(source, prec, dtype, device=_torch_device(options), max_seq_length=max_length)
+                 for prec, dtype in eng.pytorch_baselines(_torch_device(options)) if prec in options.baselines or prec == "fp16"]
+    engines += baselines
+    if options.device != "cpu":  # its default batch is not its best on a GPU: both, so the ratio to the best is honest
+        engines += [eng.at_batch(b, eng.ST_BEST_GPU_BATCH) for b in baselines]
     config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     tokenizer_file = fp32_dirs[0] / "tokenizer.json"
 
@@ -217,6 +227,7 @@ def _measure(workload: Workload, contenders: Contenders, tick: Callable[[], None
             row["achieved_gflops"] = round(flops_per_call / (row["p50_ms"] / 1e3) / 1e9, 2)
         rows.append(row)
     add_ratios(rows)
+    flag_suspect_rows(rows)
     return {
         **{k: v for k, v in asdict(workload).items()},
         "items_per_call": workload.items_per_call,
@@ -233,8 +244,7 @@ def _fill_roofline(results: list[dict[str, Any]], roofline: dict[str, Any]) -> N
     """Achieved FLOP/s as a fraction of the GEMM peak of the engine's precision (int8 against int8)."""
     for result in results:
         for row in result["engines"]:
-            on_gpu = "CUDA" in row["provider"] or "Tensorrt" in row["provider"] or row["provider"] == "torch cuda"
-            peak, which = peak_for(roofline, row["precision"], on_gpu)
+            peak, which = peak_for(roofline, row["precision"], _on_gpu(row["provider"]))
             if row.get("achieved_gflops") and peak:
                 row["roofline_fraction"] = round(row["achieved_gflops"] / peak, 3)
                 row["roofline_peak"] = f"{which} GEMM {peak} G/s"
@@ -249,6 +259,28 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         for base in baselines:
             row[f"speedup_vs_{base['key']}"] = round(row["items_per_s"] / base["items_per_s"], 3)
             row[f"p50_latency_ratio_vs_{base['key']}"] = round(row["p50_ms"] / base["p50_ms"], 3)
+
+
+def flag_suspect_rows(rows: list[dict[str, Any]], factor: float = SUSPECT_FACTOR) -> None:
+    """Mark each baseline on a GPU more than `factor` times slower than another precision of the same library there.
+
+    A half-precision baseline slower than fp32 on a GPU ran somewhere it should not have (the CPU, a cast per call);
+    printed as a speed-up, it would flatter embedrt. On a CPU bf16 without bf16 units is slow for real: not flagged.
+    """
+    on_gpu = [r for r in rows if _on_gpu(r["provider"])]
+    for row in on_gpu:
+        if row["role"] != eng.BASELINE:
+            continue
+        faster = [r for r in on_gpu if r["role"] == row["role"] and r["precision"] != row["precision"]
+                  and r["items_per_s"] > factor * row["items_per_s"]]
+        if faster:
+            best = max(faster, key=lambda r: r["items_per_s"])
+            row["suspect"] = (f"{best['items_per_s'] / row['items_per_s']:.1f}x slower than {best['engine']} on the same device: "
+                              "check where it ran (device, dtype, batch) before reading a ratio to it")
+
+
+def _on_gpu(provider: str) -> bool:
+    return "CUDA" in provider or "Tensorrt" in provider or provider == "torch cuda"
 
 
 @contextlib.contextmanager

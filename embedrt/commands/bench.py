@@ -84,9 +84,27 @@ def _measure(args: argparse.Namespace) -> dict:
     unknown = set(baselines) - {"fp32", "bf16", "fp16"}
     if unknown or not baselines:
         raise EmbedrtError(f"--baselines {args.baselines!r}: choose from fp32, bf16 (and fp16 on a CUDA device).")
+    if "fp16" in baselines and args.device == "cpu":
+        raise EmbedrtError("--baselines fp16 is a GPU baseline (PyTorch runs fp16 on a CPU at a fraction of fp32's speed): "
+                           "add --device cuda, or leave fp16 out.")
+    if args.device != "cpu":
+        _check_gpu_baselines(args.device)
     options = BenchOptions(quick=args.quick, text_models=args.text_model, image_model=args.image_model,
                            device=args.device, baselines=baselines, variants=args.variants)
     return run_suite(suite_workloads(suite, args.quick), options, suite=suite, progress=args.progress)
+
+
+def _check_gpu_baselines(device: str) -> None:
+    """--device cuda/tensorrt: the PyTorch baselines need a CUDA build of torch that sees a GPU; say so before measuring."""
+    from embedrt.errors import EmbedrtError
+
+    try:
+        import torch
+    except ImportError:
+        return  # the engines' own error names what to install
+    if not torch.cuda.is_available():
+        raise EmbedrtError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA GPU, so its baselines would not run on one; "
+                           "run the bench on a GPU machine with a CUDA build of torch, or use --device cpu.")
 
 
 def _run_peers(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ OPTIMIZE_LEVELS = ("none", "fuse")
 _FUSED_OPS = {
     "EmbedLayerNormalization": "fuse:embed_layernorm",
     "Attention": "fuse:attention",
+    "MultiHeadAttention": "fuse:multi_head_attention",
     "SkipLayerNormalization": "fuse:skip_layernorm",
     "BiasGelu": "fuse:bias_gelu",
     "FastGelu": "fuse:fast_gelu",
@@ -47,7 +48,10 @@ def transformer_shape(config: dict[str, Any]) -> TransformerShape:
 
 
 def fuse_transformer(src: Path, out: Path, shape: TransformerShape, *, for_gpu: bool = False) -> tuple[str, ...]:
-    """Attention, skip-layernorm, gelu and embedding-layernorm fusions; returns the fusions that happened."""
+    """Attention, skip-layernorm, gelu and embedding-layernorm fusions; returns the fusions that happened.
+
+    `for_gpu`: the optimizer's GPU fusions (the CUDA provider's kernels), recorded as "fuse:gpu" before the fusions.
+    """
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
@@ -60,6 +64,8 @@ def fuse_transformer(src: Path, out: Path, shape: TransformerShape, *, for_gpu: 
     stats = model.get_fused_operator_statistics()
     model.save_model_to_file(str(out))
     applied = tuple(sorted({name for op, name in _FUSED_OPS.items() if stats.get(op, 0) > 0}))
+    if for_gpu:
+        applied = ("fuse:gpu", *applied)
     log.info("embedrt: transformer fusions %s", {op: n for op, n in stats.items() if n})
     return applied
 

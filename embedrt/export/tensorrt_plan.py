@@ -24,7 +24,7 @@ def import_tensorrt() -> Any:
     except ImportError as exc:
         raise ExportError(
             "building a TensorRT plan needs the `tensorrt` Python package and an NVIDIA GPU with its driver "
-            f"({exc}); on a GPU machine: pip install tensorrt. On a CPU, serve the ONNX export instead."
+            f"({exc}); on a GPU machine: pip install 'tensorrt-cu13==10.*'. On a CPU, serve the ONNX export instead."
         ) from exc
     return tensorrt
 

@@ -18,8 +18,10 @@ from embedrt.errors import EmbedrtError
 
 # Token budget per batch by device. On a CPU small batches keep activations in cache. all-MiniLM-L6-v2 on
 # 2,000 mixed sentences here, texts/s (fp32 / int8): 256 tokens 96 / 173, 512-1024 about 105 / 180,
-# 2048 98 / 175, 4096 - / 151, 16384 about 60 / -. A GPU wants large batches (TEI's 16384).
-DEFAULT_MAX_BATCH_TOKENS = {"cpu": 768, "cuda": 16384, "tensorrt": 16384}
+# 2048 98 / 175, 4096 - / 151, 16384 about 60 / -. A GPU wants large batches: on an H200 (issue 25's profile), 2,000
+# mixed sentences ran in 70 / 199 ms at TEI's 16,384 and 60 / 194 ms at 65,536 (all-MiniLM-L6-v2 / bge-base fp16);
+# 65,536 tokens of bge-base's 3,072-wide fp16 activations take 400 MB.
+DEFAULT_MAX_BATCH_TOKENS = {"cpu": 768, "cuda": 65536, "tensorrt": 65536}
 # The fixed cost of one engine run as a share of a full batch's: what splitting a batch to save padding costs.
 # all-MiniLM-L6-v2 fp32 here (Xeon, 2 threads): a run takes 1.5 ms + 60 us a padded token, 1.5 ms = 26 tokens of 768.
 BATCH_OVERHEAD = 1 / 32

@@ -16,6 +16,7 @@ from embedrt.runtime.providers import (
     check_available,
     check_built_for,
     plan_providers,
+    preload_gpu_libraries,
     tensorrt_options_for,
 )
 from embedrt.runtime.session_options import session_options
@@ -42,6 +43,8 @@ class OnnxBackend:
         self.model_path = Path(model_path)
         plan = plan_providers(device, device_id=device_id, tensorrt=tensorrt)
         check_available(plan, ort.get_available_providers())
+        if device != "cpu":
+            preload_gpu_libraries()
         try:
             self.session = ort.InferenceSession(
                 str(self.model_path), sess_options=session_options(**(session or {})), providers=plan.providers

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import logging
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,6 +19,13 @@ TENSORRT = "TensorrtExecutionProvider"
 
 DEVICES = ("cpu", "cuda", "tensorrt")
 _MAIN_PROVIDER = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}
+
+# What onnxruntime-gpu 1.31 (the gpu extra) is built against; its cuda and cudnn extras bring CUDA and cuDNN as pip wheels.
+GPU_LIBRARIES = "CUDA 13 and cuDNN 9"
+GPU_INSTALL = "pip install 'embedrt[gpu]'"
+# onnxruntime-gpu 1.31's TensorRT provider links TensorRT 10; `pip install tensorrt` now gives 11, which it cannot load.
+TENSORRT_LIBRARY = "libnvinfer.so.10"
+TENSORRT_INSTALL = "pip install 'tensorrt-cu13==10.*'"
 
 
 @dataclass(frozen=True)
@@ -120,20 +131,73 @@ def check_available(plan: ProviderPlan, available: Sequence[str]) -> None:
     """Fail before building a session when the installed onnxruntime lacks the provider."""
     if plan.required in available:
         return
-    hint = {
-        CUDA: "install onnxruntime-gpu in a fresh environment (`pip install embedrt[gpu]`; it replaces onnxruntime) on a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9",
-        TENSORRT: "install onnxruntime-gpu and TensorRT (the `tensorrt` package) on a machine with an NVIDIA GPU",
-    }.get(plan.required, "")
+    both = _cpu_build_over_gpu_build()
+    if both is not None and plan.required in (CUDA, TENSORRT):
+        hint = (f"both onnxruntime {both[0]} and onnxruntime-gpu {both[1]} are installed, and the CPU build, installed last, "
+                f"holds the `onnxruntime` module; make the GPU build the one installed: "
+                f"`pip install --force-reinstall --no-deps onnxruntime-gpu=={both[1]}`")
+    elif plan.required == CUDA:
+        hint = (f"install onnxruntime-gpu (`{GPU_INSTALL}`, then `pip install --force-reinstall --no-deps onnxruntime-gpu`: see docs/gpu.md) "
+                f"on a machine with an NVIDIA GPU and its driver; onnxruntime-gpu 1.31 needs {GPU_LIBRARIES}, which the gpu extra installs")
+    elif plan.required == TENSORRT:
+        hint = f"install onnxruntime-gpu as for device='cuda' (docs/gpu.md) and TensorRT 10 (`{TENSORRT_INSTALL}`)"
+    else:
+        hint = ""
     raise ProviderError(
         f"device={plan.device!r} needs {plan.required}, but this onnxruntime offers only {list(available)}; {hint}."
     )
 
 
+def _cpu_build_over_gpu_build() -> tuple[str, str] | None:
+    """The versions of onnxruntime and onnxruntime-gpu when both distributions are installed (they share one module)."""
+    try:
+        return metadata.version("onnxruntime"), metadata.version("onnxruntime-gpu")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def preload_gpu_libraries() -> None:
+    """Load CUDA and cuDNN from the nvidia-* pip wheels before the first GPU session, so no LD_LIBRARY_PATH is needed.
+
+    onnxruntime-gpu >= 1.21 has onnxruntime.preload_dlls(); an older one, or the CPU build, finds them on its own or not at all.
+    """
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except OSError as exc:  # the session that follows says whether CUDA loaded after all (check_active)
+            logging.getLogger("embedrt").warning("embedrt: onnxruntime.preload_dlls() failed (%s); relying on the system's library path", exc)
+
+
+def tensorrt_library_loads() -> bool:
+    """Whether TensorRT 10's runtime library, which onnxruntime-gpu 1.31's TensorRT provider links, can be loaded here."""
+    try:
+        ctypes.CDLL(TENSORRT_LIBRARY)
+    except OSError:
+        try:  # the tensorrt-cu13 wheels keep it in the tensorrt_libs package, which onnxruntime looks into as well
+            import tensorrt_libs  # type: ignore[import-not-found]
+
+            ctypes.CDLL(str(Path(tensorrt_libs.__file__).parent / TENSORRT_LIBRARY))
+        except (ImportError, OSError):
+            return False
+    return True
+
+
 def check_active(plan: ProviderPlan, active: Sequence[str]) -> None:
     """onnxruntime-gpu without a usable GPU lists CUDA, then silently runs on the CPU: refuse that."""
-    if plan.required not in active:
+    if plan.required in active:
+        return
+    if plan.required == TENSORRT and not tensorrt_library_loads():
         raise ProviderError(
-            f"device={plan.device!r}: ONNX Runtime did not activate {plan.required} (active: {list(active)}). "
-            "The GPU, its driver, CUDA or cuDNN libraries are missing or failed to load; see ONNX Runtime's log "
-            "above. Use device='cpu' to run on the CPU on purpose."
+            f"device={plan.device!r}: ONNX Runtime did not activate {TENSORRT} (active: {list(active)}): its TensorRT provider "
+            f"needs TensorRT 10's {TENSORRT_LIBRARY}, which cannot be loaded here (`pip install tensorrt` now gives TensorRT 11). "
+            f"Install it with `{TENSORRT_INSTALL}`, or use device='cuda'."
         )
+    raise ProviderError(
+        f"device={plan.device!r}: ONNX Runtime did not activate {plan.required} (active: {list(active)}). "
+        f"The GPU or its driver is missing, or {GPU_LIBRARIES} (what onnxruntime-gpu 1.31 needs) failed to load; see ONNX Runtime's log "
+        f"above (`{GPU_INSTALL}` installs them). Use device='cpu' to run on the CPU on purpose."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -16,11 +16,15 @@ from embedrt.runtime.inputs import check_options
 from embedrt.runtime.lanes import lane_threads, open_lanes
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.pooling import l2_normalize, pool
+from embedrt.runtime.prefetch import prefetch
 from embedrt.runtime.self_check import open_engine, open_single_thread, self_check
 from embedrt.runtime.text_outputs import SENTENCE_OUTPUT, TOKEN_OUTPUT
 from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 Progress = Callable[[int], None]  # called with the number of inputs just finished
+# Texts tokenised at once in a pipelined call: while the engine runs one wave's batches, the next wave is tokenised
+# and padded. Batches are length-sorted within a wave; 1,024 mixed sentences make 4-5 batches of a GPU's budget.
+PIPELINE_WAVE = 1024
 
 
 class TextEmbedder:
@@ -32,6 +36,9 @@ class TextEmbedder:
     texts are embedded and held to the precision's gate (`self_check` keeps the report).
     `lanes` (CPU): batches run at once, one core each, on a second one-thread session (default: one per
     intra-op thread; 1 turns them off; see embedrt.runtime.lanes).
+    `pipeline` (default: on for "cuda" and "tensorrt"): tokenising and padding the next batches overlaps the
+    engine running the current one, in a producer thread; batches run one at a time on the whole session. Off on a
+    CPU by default, where both stages would share the same cores.
     Safe to call from several threads at once.
     """
 
@@ -48,6 +55,7 @@ class TextEmbedder:
         backend: Backend | None = None,
         verify: str = "error",
         lanes: int | None = None,
+        pipeline: bool | None = None,
         **backend_options: Any,
     ) -> None:
         self.path = Path(path)
@@ -70,6 +78,7 @@ class TextEmbedder:
         self.max_batch_tokens = max_batch_tokens or DEFAULT_MAX_BATCH_TOKENS[device]
         self.max_batch_size = min(max_batch_size or backend.max_batch_size, backend.max_batch_size)
         self.truncate = truncate
+        self.pipeline = device != "cpu" if pipeline is None else bool(pipeline)
         require_count("max_chars", max_chars, "the most characters a text may have")
         self.max_chars = max_chars
         self._lock = threading.Lock()
@@ -94,17 +103,45 @@ class TextEmbedder:
         return f"TextEmbedder({str(self.path)!r}, dim={self.dim}, providers={self.providers})"
 
     # -- the three stages ------------------------------------------------------------------------
-    def tokenize(self, texts: Sequence[str], truncate: bool | None = None) -> Encoded:
-        """Stage 1 (CPU): ids for each text; over-long texts are cut and counted, or refused."""
+    def tokenize(self, texts: Sequence[str], truncate: bool | None = None, *, offsets: bool = True) -> Encoded:
+        """Stage 1 (CPU): ids for each text; over-long texts are cut and counted, or refused. `offsets`: each token's characters too."""
         check_options(truncate=truncate)
         texts = check_texts(texts, self.max_chars)
-        encoded = encode(self.tokenizer, texts)
+        return self._encode_checked(texts, truncate, offsets=offsets)
+
+    def _encode_checked(self, texts: list[str], truncate: bool | None, *, offsets: bool = True, first: int = 0, total: int | None = None) -> Encoded:
+        """Stage 1 on checked texts, `first` the index of texts[0] in the caller's list of `total`."""
+        encoded = encode(self.tokenizer, texts, offsets=offsets)
         allowed = self.truncate if truncate is None else truncate
-        cut = account_truncation(encoded.truncated, len(texts), allowed=allowed, limit=f"{self.max_length} tokens")
+        truncated = [first + i for i in encoded.truncated]
+        cut = account_truncation(truncated, total or len(texts), allowed=allowed, limit=f"{self.max_length} tokens")
         if cut:
             with self._lock:
                 self.truncated_total += cut
         return encoded
+
+    def _prepared_batches(self, texts: list[str], truncate: bool | None, input_names: Sequence[str]) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Stages 1 and padding for a pipelined call: per wave of texts, its batches as (indices into `texts`, engine inputs)."""
+        assert self.manifest.text is not None
+        for first in range(0, len(texts), PIPELINE_WAVE):
+            encoded = self._encode_checked(texts[first : first + PIPELINE_WAVE], truncate, offsets=False, first=first, total=len(texts))
+            batches = plan_batches(encoded.lengths, max_batch_tokens=self.max_batch_tokens, max_batch_size=self.max_batch_size, padded=self.backend.is_padded)
+            for idx in batches:
+                yield first + idx, pad_batch(encoded, idx, input_names, self.manifest.text.pad_token_id)
+
+    def _embed_pipelined(self, texts: list[str], truncate: bool | None, progress: Progress | None) -> np.ndarray:
+        """Stages 1, 2 and 3 overlapped: the producer tokenises and pads while this thread runs the engine and pools."""
+        output = SENTENCE_OUTPUT if self.manifest.pooled_in_graph else TOKEN_OUTPUT
+        engine = self.lanes.whole
+        batches, results = [], []
+        for idx, inputs in prefetch(self._prepared_batches(texts, truncate, engine.input_names)):
+            out = engine.run(inputs, [output])
+            out["attention_mask"] = inputs["attention_mask"]
+            batches.append(idx)
+            results.append(self._sentence_vectors(out))
+            if progress is not None:
+                progress(len(idx))
+        return restore_order(batches, results, len(texts))
 
     def _run_batches(self, encoded: Encoded, output: str, progress: Progress | None, post: Callable | None = None) -> tuple[list[np.ndarray], list]:
         """Stage 2 (engine): length-sorted batches under the token budget, on the lanes; `post` reduces each result as it comes."""
@@ -161,7 +198,14 @@ class TextEmbedder:
             from embedrt.runtime.chunking import embed_long
 
             return embed_long(self, texts, long_text=long_text, window=window, stride=stride, return_windows=return_windows, truncate=truncate, progress=progress)
-        encoded = self.tokenize(texts, truncate)
+        if self.pipeline:
+            checked = check_texts(texts, self.max_chars)
+            if not checked:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            vectors = self._embed_pipelined(checked, truncate, progress)
+            check_finite(vectors, "texts")
+            return vectors
+        encoded = self.tokenize(texts, truncate, offsets=False)
         n = len(encoded.ids)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -35,7 +36,7 @@ class Encoded:
 
     ids: list[np.ndarray]
     type_ids: list[np.ndarray]
-    offsets: list[list[tuple[int, int]]]
+    offsets: list[list[tuple[int, int]]]  # character spans per token; empty when encode() was asked for none
     truncated: list[int]  # indices of texts cut at max_length
 
     @property
@@ -118,8 +119,12 @@ def cut_at_whitespace(text: str, start: int, size: int) -> int:
     return end
 
 
-def encode(tokenizer: Tokenizer, texts: list[str]) -> Encoded:
+def encode(tokenizer: Tokenizer, texts: list[str], *, offsets: bool = True) -> Encoded:
     """Ids of checked texts (see check_texts), unpadded, truncated at the tokenizer's max length.
+
+    The whole list is one parallel `encode_batch` in the tokenizers library; `offsets=False` (the embedding hot path)
+    skips the character spans, and the ids of all texts are read in one pass, with no per-text Python work but the
+    library's own lists.
 
     A text longer than HEAD_CHARS_PER_TOKEN x max length is tokenised from its head, cut at whitespace so
     the words the model reads tokenise as in the whole text; it counts as truncated when the head alone
@@ -131,16 +136,23 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> Encoded:
     inputs = list(texts)
     for i in long:
         inputs[i] = texts[i][: cut_at_whitespace(texts[i], 0, head)]  # type: ignore[arg-type]
-    encodings = _encode_batch(tokenizer, inputs)
+    encodings = _encode_batch(tokenizer, inputs)  # not encode_batch_fast: it leaves `overflowing` empty, hiding truncation
     for i in long:
         if not encodings[i].overflowing:  # the head did not fill the model (mostly whitespace?): the whole text decides
             encodings[i] = _encode_batch(tokenizer, [texts[i]], offset=i)[0]
     return Encoded(
-        ids=[np.asarray(e.ids, dtype=np.int64) for e in encodings],
-        type_ids=[np.asarray(e.type_ids, dtype=np.int64) for e in encodings],
-        offsets=[e.offsets for e in encodings],
+        ids=_split_arrays(encodings, "ids"),
+        type_ids=_split_arrays(encodings, "type_ids"),
+        offsets=[e.offsets for e in encodings] if offsets else [],
         truncated=[i for i, e in enumerate(encodings) if e.overflowing],
     )
+
+
+def _split_arrays(encodings: list[Encoding], field: str) -> list[np.ndarray]:
+    """One int64 array per encoding, views into one array filled in a single pass."""
+    lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+    flat = np.fromiter(chain.from_iterable(getattr(e, field) for e in encodings), dtype=np.int64, count=int(lengths.sum()))
+    return np.split(flat, np.cumsum(lengths)[:-1]) if len(encodings) else []
 
 
 def _encode_batch(tokenizer: Tokenizer, texts: list[str], offset: int = 0) -> list[Encoding]:
