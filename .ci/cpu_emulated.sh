@@ -28,8 +28,8 @@ fi
 cpu=$("$PYTHON" -c 'from tests.emulated_cpu import EMULATED_CPU; print(EMULATED_CPU)')
 qemu=(qemu-x86_64 -cpu "$cpu")
 probe='
-from embedrt.runtime.cpu import cpu_record, u8s8_exact
-from embedrt.runtime.openvino_backend import bf16_units, import_openvino
+from embedrt.runtime.engines.cpu import cpu_record, u8s8_exact
+from embedrt.runtime.engines.openvino_backend import bf16_units, import_openvino
 name, flags = import_openvino().Core().get_property("CPU", "FULL_DEVICE_NAME"), " ".join(cpu_record()["flags"])
 print(f"u8s8_exact={u8s8_exact()} bf16_units={bf16_units()} cpu={name!r} (/proc/cpuinfo: {flags})")
 '

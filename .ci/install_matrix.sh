@@ -39,7 +39,7 @@ pip_in() {
     "$PYTHON" -m pip --python "$WORK/venv-$name/bin/python" "$@"
 }
 
-have_maker() { "$MAKER" -c "import embedrt.export.text" 2>/dev/null; }  # torch, transformers, onnx: the dev extra's exporter
+have_maker() { "$MAKER" -c "import embedrt.export.text.exporter" 2>/dev/null; }  # torch, transformers, onnx: the dev extra's exporter
 
 wheel() { echo "embedrt${1:+[$1]} @ file://$WHEEL"; }
 

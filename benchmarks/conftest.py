@@ -24,7 +24,7 @@ def minilm_export():
 
 @pytest.fixture(scope="session")
 def embedder(minilm_export):
-    from embedrt.runtime.text import TextEmbedder
+    from embedrt.runtime.text.embedder import TextEmbedder
 
     return TextEmbedder(minilm_export)
 

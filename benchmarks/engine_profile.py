@@ -21,8 +21,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from embedrt.runtime.session_options import session_options
-from embedrt.runtime.text import TextEmbedder
+from embedrt.runtime.engines.session_options import session_options
+from embedrt.runtime.text.embedder import TextEmbedder
 from embedrt.sample_text import sample_sentences
 
 

@@ -24,8 +24,8 @@ import torch
 import embedrt
 from embedrt.bench.machine import load_average, machine_conditions
 from embedrt.bench.timing import interleave, summarize
-from embedrt.export.module import export_module
-from embedrt.runtime.session_options import physical_cores
+from embedrt.export.features.exporter import export_module
+from embedrt.runtime.engines.session_options import physical_cores
 from two_tower.data import make_interactions
 from two_tower.model import ItemTower, UserTower
 from two_tower.train import history_tensors

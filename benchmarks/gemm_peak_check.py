@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from embedrt.bench.roofline import blas_kernel, gemm_input, gemm_session, timed_runs
-from embedrt.runtime.cpu import cpuinfo
+from embedrt.runtime.engines.cpu import cpuinfo
 
 NUMPY_CHILD = """
 import json, sys, numpy as np
@@ -48,7 +48,7 @@ def b_as_input(n: int, kind: str):
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from embedrt.runtime.session_options import session_options
+    from embedrt.runtime.engines.session_options import session_options
 
     a_type, b_type, c_type = {"fp32": (TensorProto.FLOAT,) * 3, "u8s8": (TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32)}[kind]
     node = helper.make_node("MatMul" if kind == "fp32" else "MatMulInteger", ["a", "b"], ["c"])
@@ -69,7 +69,7 @@ def u8u8_initializer(n: int):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from embedrt.runtime.session_options import session_options
+    from embedrt.runtime.engines.session_options import session_options
 
     rng = np.random.default_rng(0)
     graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "gemm",

@@ -66,7 +66,7 @@ def environment() -> dict[str, Any]:
         found["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception as exc:  # noqa: BLE001
         found["gpu"] = f"unknown: {exc}"
-    from embedrt.runtime.providers import preload_gpu_libraries, tensorrt_library_loads
+    from embedrt.runtime.engines.providers import preload_gpu_libraries, tensorrt_library_loads
 
     if "CUDAExecutionProvider" in found["providers"]:
         preload_gpu_libraries()
@@ -131,7 +131,7 @@ def bench(shape: str, dirs: dict[str, str], device: str, lines: int, latency_cal
 
 def tokenising(shape: str, dirs: dict[str, str], lines: int) -> dict[str, Any]:
     from embedrt.manifest import read_manifest
-    from embedrt.runtime.tokenization import encode, load_tokenizer
+    from embedrt.runtime.text.tokenization import encode, load_tokenizer
     from embedrt.sample_text import sample_sentences
 
     path = Path(dirs["fp32"])

@@ -31,10 +31,10 @@ import onnx
 from embedrt.export.optimize import fuse_transformer, transformer_shape
 from embedrt.export.parity import PARITY_TEXTS, cosine_rows
 from embedrt.export.quantize import gelu_fed_matmuls, quantize_blockwise_int8, quantize_text_int8, smooth_activations
-from embedrt.export.text import calibration_batches
+from embedrt.export.text.exporter import calibration_batches
 from embedrt.manifest import read_manifest
-from embedrt.runtime.onnx_backend import OnnxBackend
-from embedrt.runtime.text import TextEmbedder
+from embedrt.runtime.engines.onnx_backend import OnnxBackend
+from embedrt.runtime.text.embedder import TextEmbedder
 from embedrt.sample_text import sample_sentences
 
 

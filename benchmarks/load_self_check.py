@@ -12,7 +12,7 @@ import statistics
 import time
 
 import embedrt
-from embedrt.runtime.cpu import cpu_record, describe_cpu
+from embedrt.runtime.engines.cpu import cpu_record, describe_cpu
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def measure_one(model: str, words: int, baseline: bool) -> dict:
 
     embedder = embedrt.load(model)
     embedder.embed([sample_document(2000, seed=1)], long_text="chunk")  # warm-up: ORT arenas reach their working size
-    from embedrt.runtime.chunking import _plan_chunked
+    from embedrt.runtime.text.chunking import _plan_chunked
 
     doc = sample_document(words)
     start = time.perf_counter()
@@ -69,7 +69,7 @@ def measure_one(model: str, words: int, baseline: bool) -> dict:
 def tokenise_and_window_scaling(model: str, sizes: list[int], repeats: int = 3) -> list[dict]:
     """Everything but the forward passes, sizes interleaved and repeated in one process, best of `repeats`."""
     import embedrt
-    from embedrt.runtime.chunking import _plan_chunked
+    from embedrt.runtime.text.chunking import _plan_chunked
     from embedrt.sample_text import sample_document
 
     embedder = embedrt.load(model)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embedrt.runtime.batching import plan_batches, restore_order
-from embedrt.runtime.tokenization import pad_batch
+from embedrt.runtime.text.tokenization import pad_batch
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ pytest.importorskip("PIL")
 skimage_data = pytest.importorskip("skimage.data")
 
 from embedrt.manifest import ImagePreprocessing  # noqa: E402
-from embedrt.runtime.image_preprocess import load_pixels  # noqa: E402
+from embedrt.runtime.image.preprocess import load_pixels  # noqa: E402
 
 IMAGENET = ImagePreprocessing(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 

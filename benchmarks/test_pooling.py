@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from embedrt.runtime.pooling import l2_normalize, pool
+from embedrt.runtime.text.pooling import l2_normalize, pool
 
 
 @pytest.fixture(scope="module")

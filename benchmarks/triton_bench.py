@@ -96,7 +96,7 @@ def run_round(make_embed, requests: list[list[str]], concurrency: int) -> tuple[
 
 def perf_analyzer(binary: str, server: TritonServer, local, sentences: list[str], concurrency: list[int], length: int, batch: int) -> str:
     """NVIDIA's load generator on NAME_encoder, fed real token ids (sentences of at most `length` tokens, padded to it)."""
-    from embedrt.runtime.tokenization import pad_batch
+    from embedrt.runtime.text.tokenization import pad_batch
 
     encoded = local.tokenize(sentences)
     fits = np.flatnonzero(encoded.lengths <= length)[:256]

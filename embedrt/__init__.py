@@ -38,9 +38,9 @@ __all__ = [
 
 # Imported on first use so that `import embedrt` stays light and optional extras stay optional.
 _LAZY = {
-    "TextEmbedder": "embedrt.runtime.text",
-    "ImageEmbedder": "embedrt.runtime.image",
-    "FeatureEmbedder": "embedrt.runtime.features",
+    "TextEmbedder": "embedrt.runtime.text.embedder",
+    "ImageEmbedder": "embedrt.runtime.image.embedder",
+    "FeatureEmbedder": "embedrt.runtime.features.embedder",
     "TritonEmbedder": "embedrt.triton.client",
 }
 

@@ -26,7 +26,7 @@ def resolve_model(model: str | os.PathLike) -> Path:
     target = cache_dir() / "all-MiniLM-L6-v2"
     if not (target / MANIFEST_NAME).is_file():
         try:
-            from embedrt.export.text import export_text
+            from embedrt.export.text.exporter import export_text
         except ImportError as exc:
             raise EmbedrtError(
                 "MODEL 'default' is exported on first use, which needs the export extra: "

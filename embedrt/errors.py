@@ -18,7 +18,7 @@ class ParityError(ExportError):
 
 
 class SelfCheckError(ManifestError):
-    """An engine missed its precision's parity gate on this machine when it was loaded (embedrt.runtime.self_check)."""
+    """An engine missed its precision's parity gate on this machine when it was loaded (embedrt.runtime.engines.self_check)."""
 
 
 class ProviderError(EmbedrtError):

@@ -90,7 +90,7 @@ class Manifest:
     optimizations: tuple[str, ...] = ()
     model_file: dict[str, Any] = field(default_factory=dict)  # name, bytes, sha256
     files: dict[str, str] = field(default_factory=dict)  # sha256 of every other file the runtime reads (tokenizer, reference)
-    machine: dict[str, Any] = field(default_factory=dict)  # the CPU the parity gate was measured on (embedrt.runtime.cpu)
+    machine: dict[str, Any] = field(default_factory=dict)  # the CPU the parity gate was measured on (embedrt.runtime.engines.cpu)
     max_batch_size: int = 256
     schema_version: int = SCHEMA_VERSION
 

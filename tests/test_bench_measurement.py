@@ -14,8 +14,8 @@ from embedrt.bench.roofline import (GEMM_KINDS, INT8_WEIGHT_MAX, best_of, gemm_i
 from embedrt.bench.runner import add_ratios
 from embedrt.bench.timing import interleave, summarize
 from embedrt.bench.workloads import suite_workloads, text_inputs, texts_of_tokens
-from embedrt.runtime.cpu import u8s8_exact
-from embedrt.runtime.openvino_backend import bf16_units
+from embedrt.runtime.engines.cpu import u8s8_exact
+from embedrt.runtime.engines.openvino_backend import bf16_units
 
 MINILM = {"num_hidden_layers": 6, "hidden_size": 384, "intermediate_size": 1536}
 
@@ -126,7 +126,7 @@ def test_gemm_peak_is_measured_for_fp32_and_int8_with_the_settings_that_choose_t
 def test_the_bf16_gemm_compiles_exactly_where_openvino_lists_bf16_units():
     """The peak's bf16 GEMM and the bf16 engines share compile_bf16: in bf16 on a CPU with bf16 units, refused elsewhere."""
     from embedrt.errors import ProviderError
-    from embedrt.runtime.openvino_backend import compile_bf16, import_openvino
+    from embedrt.runtime.engines.openvino_backend import compile_bf16, import_openvino
 
     model = import_openvino().Core().read_model(gemm_model(64, "fp32").SerializeToString(), b"")
     if bf16_units():

@@ -14,7 +14,7 @@ import embedrt
 from embedrt.errors import EmbedrtError, ExportError, ProviderError
 from embedrt.export.parity import cosine_rows
 from embedrt.manifest import read_manifest
-from embedrt.runtime.openvino_backend import bf16_units, import_openvino, refuse_bf16
+from embedrt.runtime.engines.openvino_backend import bf16_units, import_openvino, refuse_bf16
 from embedrt.runtime.queue import TextQueue
 from embedrt.sample_text import sample_sentences
 

@@ -1,4 +1,4 @@
-"""The int8 kernel probe (embedrt.runtime.cpu): its graph, written without the onnx package, is the one onnx builds."""
+"""The int8 kernel probe (embedrt.runtime.engines.cpu): its graph, written without the onnx package, is the one onnx builds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from embedrt.runtime.cpu import probe_model
+from embedrt.runtime.engines.cpu import probe_model
 
 
 def test_the_probe_model_is_byte_for_byte_the_graph_onnx_helper_builds():

@@ -8,7 +8,7 @@ import torch
 
 import embedrt
 from embedrt.errors import InputError
-from embedrt.export.module import export_module
+from embedrt.export.features.exporter import export_module
 from feature_models import BagModel, bag_rows
 
 from two_tower.data import make_interactions  # noqa: E402 (feature_models puts it on sys.path)

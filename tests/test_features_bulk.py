@@ -14,7 +14,7 @@ import embedrt
 from embedrt.cli import build_parser
 from embedrt.commands.embed_features import run_features
 from embedrt.errors import InputError
-from embedrt.export.module import export_module
+from embedrt.export.features.exporter import export_module
 from feature_models import EXAMPLES  # noqa: F401 (puts examples/ on sys.path)
 
 from two_tower.data import make_interactions

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import embedrt
-from embedrt.export.module import export_module
+from embedrt.export.features.exporter import export_module
 from feature_models import EXAMPLES  # noqa: F401 (puts examples/ on sys.path)
 
 from two_tower.data import N_ITEMS, make_interactions

@@ -11,8 +11,8 @@ import torch
 
 import embedrt
 from embedrt.errors import ExportError, ParityError
-from embedrt.export.module import export_module
-from embedrt.runtime.features import FeatureEmbedder
+from embedrt.export.features.exporter import export_module
+from embedrt.runtime.features.embedder import FeatureEmbedder
 from feature_models import BagModel, BakedConstant, ModuloIds, PaddedModel, bag_rows, bag_torch
 
 from two_tower.data import N_CATEGORIES, N_ITEMS, N_USERS, make_interactions  # noqa: E402 (feature_models puts it on sys.path)

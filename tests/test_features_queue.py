@@ -10,7 +10,7 @@ import torch
 
 import embedrt
 from embedrt.errors import InputError
-from embedrt.export.module import export_module
+from embedrt.export.features.exporter import export_module
 from embedrt.runtime.queue.features import FeatureQueue
 from feature_models import PaddedModel
 

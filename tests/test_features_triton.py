@@ -9,7 +9,7 @@ import torch
 
 import embedrt
 from embedrt.errors import InputError
-from embedrt.export.module import export_module
+from embedrt.export.features.exporter import export_module
 from embedrt.triton.client import TritonEmbedder
 from embedrt.triton.repository import build_repository
 from embedrt.triton.server import TritonServer

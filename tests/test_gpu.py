@@ -19,7 +19,7 @@ import pytest
 import embedrt
 from embedrt.errors import ProviderError
 from embedrt.export.parity import THRESHOLDS, cosine_rows
-from embedrt.runtime.providers import CUDA, TENSORRT, tensorrt_library_loads
+from embedrt.runtime.engines.providers import CUDA, TENSORRT, tensorrt_library_loads
 from embedrt.sample_text import sample_sentences
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

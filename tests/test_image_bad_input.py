@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from embedrt.errors import EmbedrtError, InputError
-from embedrt.runtime.image import PartialEmbeddings
+from embedrt.runtime.image.embedder import PartialEmbeddings
 from image_samples import encoded, photo, write
 
 SAME = 1e-4
@@ -136,7 +136,7 @@ def test_nan_from_the_engine_names_the_image_by_index_and_path(resnet18_dir, tmp
     from embedrt.errors import OutputError
     from embedrt.export.staging import model_file_record
     from embedrt.manifest import MODEL_NAME, read_manifest, write_manifest
-    from embedrt.runtime.image import IMAGE_INPUT, IMAGE_OUTPUT
+    from embedrt.runtime.image.embedder import IMAGE_INPUT, IMAGE_OUTPUT
 
     export = tmp_path / "nan-on-dark"
     shutil.copytree(resnet18_dir, export)
@@ -208,7 +208,7 @@ def test_unusable_names_and_empty_images_are_named_and_printable(resnet18, item,
 
 def test_an_image_export_from_a_text_model_says_to_export_text(minilm_source, minilm_dir):
     from embedrt.errors import ExportError
-    from embedrt.export.image_source import read_image_source
+    from embedrt.export.image.source import read_image_source
 
     with pytest.raises(ExportError, match=r"model_type 'bert'; image export supports HF 'resnet'.*it is a text model .*`embedrt export text "):
         read_image_source(minilm_source)

@@ -11,9 +11,9 @@ import torch
 import embedrt
 from embedrt.errors import ExportError
 from embedrt.export import export_image
-from embedrt.export.image_source import IMAGENET, preprocessing_from_hf, read_image_source
+from embedrt.export.image.resnet import ResNetFeatures
+from embedrt.export.image.source import IMAGENET, preprocessing_from_hf, read_image_source
 from embedrt.export.parity import compare
-from embedrt.export.resnet import ResNetFeatures
 from embedrt.manifest import read_manifest
 from image_samples import photo, photos
 

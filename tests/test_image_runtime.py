@@ -8,7 +8,7 @@ from PIL import Image
 
 import embedrt
 from embedrt.errors import ManifestError
-from embedrt.runtime.image_preprocess import centre_box, resized_size
+from embedrt.runtime.image.preprocess import centre_box, resized_size
 from image_samples import encoded, photo, photos, write
 
 SAME = 1e-4  # max-abs between vectors of the same pixels; different photos differ by ~0.5 here

@@ -16,10 +16,10 @@ from torchvision import transforms  # noqa: E402
 
 import embedrt  # noqa: E402
 from embedrt.export import export_image  # noqa: E402
+from embedrt.export.image.resnet import ARCHITECTURES, ResNetFeatures  # noqa: E402
 from embedrt.export.parity import compare  # noqa: E402
-from embedrt.export.resnet import ARCHITECTURES, ResNetFeatures  # noqa: E402
 from embedrt.manifest import ImagePreprocessing  # noqa: E402
-from embedrt.runtime.image_preprocess import pixel_values  # noqa: E402
+from embedrt.runtime.image.preprocess import pixel_values  # noqa: E402
 from image_samples import photo, photos  # noqa: E402
 
 MIN_COSINE = 0.99999

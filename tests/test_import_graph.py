@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ TORCH_FREE = ("embedrt.runtime", "embedrt.serve", "embedrt.bulk", "embedrt.cli",
 # What the runtime never imports, not even inside a function: the exporters and the front doors above it.
 ABOVE_RUNTIME = ("embedrt.export", "embedrt.default_model", "embedrt.loader", "embedrt.commands", "embedrt.serve", "embedrt.cli", "embedrt.bulk")
 HEAVY = ("torch", "transformers", "onnx", "onnxruntime.transformers", "sentence_transformers", "torchvision", "embedrt.export")
+
+
+REGISTERED = re.compile(r"^embedrt(\.\w+)+(:\w+)?$")  # "embedrt.runtime.text.embedder:TextEmbedder" in a registry
 
 
 def module_name(path: Path) -> str:
@@ -57,6 +61,8 @@ def imports_of(name: str) -> list[tuple[str, bool]]:
             for alias in node.names:
                 submodule = f"{target}.{alias.name}"
                 found.append((submodule if submodule in MODULES else target, id(node) in top_level))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and REGISTERED.match(node.value):
+            found.append((node.value.partition(":")[0], False))  # a registry entry, imported on use by importlib
     return found
 
 
@@ -155,3 +161,16 @@ def test_torch_free_modules_import_no_exporter_at_top_level(name):
 def test_the_runtime_never_reaches_up(name):
     above = sorted({t for t in graph()[name] if t.startswith(ABOVE_RUNTIME)})
     assert not above, f"{name} imports {above}: the runtime sits below the exporters and the front doors"
+
+
+def test_registry_entries_count_as_imports():
+    assert "embedrt.runtime.text.embedder" in graph()["embedrt.loader"]
+    assert "embedrt.runtime.queue.features" in graph()["embedrt.runtime.queue"]
+
+
+def test_each_modality_has_an_embedder_and_a_queue():
+    from embedrt.loader import EMBEDDERS
+    from embedrt.manifest import MODALITIES
+    from embedrt.runtime.queue import QUEUES
+
+    assert sorted(EMBEDDERS) == sorted(QUEUES) == sorted(MODALITIES)

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 
 import embedrt
 from embedrt.errors import EmbedrtError, InputError
-from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, TOKENIZER_NAME, encode
+from embedrt.runtime.text.tokenization import DEFAULT_MAX_CHARS, TOKENIZER_NAME, encode
 
 WORDS = "the quick brown fox jumps over a lazy dog while the index grows by one more shard "
 

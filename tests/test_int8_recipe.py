@@ -9,7 +9,7 @@ from onnx import helper
 from embedrt.export import export_text
 from embedrt.export.quantize import BLOCK_SIZE, WEIGHTS_7BIT
 from embedrt.manifest import read_manifest
-from embedrt.runtime.cpu import u8s8_exact
+from embedrt.runtime.engines.cpu import u8s8_exact
 from tests.random_models import random_bert
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import embedrt
 from embedrt.errors import EmbedrtError
-from embedrt.runtime.lanes import Lanes
+from embedrt.runtime.engines.lanes import Lanes
 from embedrt.runtime.queue import TextQueue
 from embedrt.sample_text import sample_sentences
 

@@ -12,7 +12,7 @@ import pytest
 
 import embedrt
 from embedrt.errors import InputError
-from embedrt.runtime.chunking import WindowTokenizer, window_ranges
+from embedrt.runtime.text.chunking import WindowTokenizer, window_ranges
 from embedrt.sample_text import sample_document
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import embedrt
-import embedrt.runtime.text
+import embedrt.runtime.text.embedder
 from embedrt.errors import InputError
 from embedrt.runtime.prefetch import prefetch
-from embedrt.runtime.tokenization import encode
+from embedrt.runtime.text.tokenization import encode
 from embedrt.sample_text import sample_sentences
 
 TEXTS = sample_sentences(300, min_words=1, max_words=60, seed=11)
@@ -33,12 +33,12 @@ def test_pipeline_is_on_for_gpu_devices_only_by_default(minilm):
 
 def test_pipelined_vectors_equal_unpipelined_ones_exactly(pipelined, unpipelined):
     # One wave: the same batches, so the same engine runs, bit for bit.
-    assert len(TEXTS) <= embedrt.runtime.text.PIPELINE_WAVE
+    assert len(TEXTS) <= embedrt.runtime.text.embedder.PIPELINE_WAVE
     assert np.array_equal(pipelined.embed(TEXTS), unpipelined.embed(TEXTS))
 
 
 def test_many_waves_keep_the_callers_order(pipelined, unpipelined, monkeypatch):
-    monkeypatch.setattr(embedrt.runtime.text, "PIPELINE_WAVE", 37)  # 9 waves, batches planned within each
+    monkeypatch.setattr(embedrt.runtime.text.embedder, "PIPELINE_WAVE", 37)  # 9 waves, batches planned within each
     reversed_texts = TEXTS[::-1]
     got = pipelined.embed(reversed_texts)
     want = unpipelined.embed(reversed_texts)
@@ -54,7 +54,7 @@ def test_progress_counts_every_text_once(pipelined):
 
 
 def test_an_over_long_text_in_a_later_wave_is_refused_naming_its_index(pipelined, monkeypatch):
-    monkeypatch.setattr(embedrt.runtime.text, "PIPELINE_WAVE", 16)
+    monkeypatch.setattr(embedrt.runtime.text.embedder, "PIPELINE_WAVE", 16)
     texts = TEXTS[:40] + ["word " * 400]
     with pytest.raises(InputError, match=r"texts\[40\] is longer than the model's 256 tokens"):
         pipelined.embed(texts, truncate=False)

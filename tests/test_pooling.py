@@ -8,7 +8,7 @@ import torch
 from sentence_transformers.models import Pooling
 
 from embedrt.export.graph_pooling import pool_tokens
-from embedrt.runtime.pooling import l2_normalize, pool
+from embedrt.runtime.text.pooling import l2_normalize, pool
 
 RNG = np.random.default_rng(0)
 HIDDEN = RNG.normal(size=(4, 7, 16)).astype(np.float32)

@@ -15,9 +15,9 @@ import pytest
 from embedrt.errors import ExportError, ProviderError
 from embedrt.export.precision import EnginePlan, plan_engine
 from embedrt.manifest import ImagePreprocessing, Manifest, TensorSpec, TextPreprocessing
-from embedrt.runtime.onnx_backend import OnnxBackend
-from embedrt.runtime.providers import TENSORRT, check_built_for, plan_providers, profile_dims, tensorrt_options_for
-from embedrt.runtime.warm_up import warm_up_inputs
+from embedrt.runtime.engines.onnx_backend import OnnxBackend
+from embedrt.runtime.engines.providers import TENSORRT, check_built_for, plan_providers, profile_dims, tensorrt_options_for
+from embedrt.runtime.engines.warm_up import warm_up_inputs
 
 
 def _text_manifest(max_batch=64, max_length=256) -> Manifest:
@@ -50,7 +50,7 @@ def test_default_plans_per_precision_and_modality():
 
 @pytest.mark.cpu_dependent
 def test_auto_int8_weights_are_7bit_exactly_where_this_cpus_u8s8_kernel_saturates():
-    from embedrt.runtime.cpu import u8s8_exact
+    from embedrt.runtime.engines.cpu import u8s8_exact
 
     assert plan_engine("int8").reduce_range is (not u8s8_exact())
     assert plan_engine("int8", modality="image").reduce_range is (not u8s8_exact())

@@ -11,11 +11,11 @@ import pytest
 import embedrt
 from embedrt.errors import ParityError, ProviderError
 from embedrt.export import export_image, optimize_export
-from embedrt.export.image import CALIBRATION_PHOTOS, PARITY_PHOTOS
+from embedrt.export.image.exporter import CALIBRATION_PHOTOS, PARITY_PHOTOS
 from embedrt.export.quantize import WEIGHTS_7BIT
 from embedrt.manifest import read_manifest
-from embedrt.runtime.cpu import u8s8_exact
-from embedrt.runtime.session_options import session_options
+from embedrt.runtime.engines.cpu import u8s8_exact
+from embedrt.runtime.engines.session_options import session_options
 from tests.image_samples import photos
 
 

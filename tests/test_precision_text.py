@@ -19,7 +19,7 @@ from embedrt.export import export_text, optimize_export
 from embedrt.export.parity import cosine_rows
 from embedrt.export.quantize import WEIGHTS_7BIT
 from embedrt.manifest import read_manifest
-from embedrt.runtime.cpu import cpu_record, u8s8_exact
+from embedrt.runtime.engines.cpu import cpu_record, u8s8_exact
 from embedrt.sample_text import sample_sentences
 from tests.emulated_cpu import EMULATED_CPU
 from tests.random_models import random_bert
@@ -83,7 +83,7 @@ def test_int8_with_7bit_weights_passes_the_gate_on_this_cpu_too(minilm_int8_7bit
 
 _EMULATED_LOAD = """
 import json, sys, embedrt
-from embedrt.runtime.cpu import u8s8_exact
+from embedrt.runtime.engines.cpu import u8s8_exact
 found = {"u8s8_exact": u8s8_exact()}
 for name, path in (("auto", sys.argv[1]), ("7bit", sys.argv[2])):
     try:
@@ -159,8 +159,8 @@ def test_plain_fp16_for_cuda_keeps_fp32_io_layernorm_softmax_and_pooling(tiny_be
 
 def _cpu_vectors(export_dir, texts) -> np.ndarray:
     """An engine's pooled vectors through a CPU session, as the export's gate measures a GPU engine here."""
-    from embedrt.runtime.onnx_backend import OnnxBackend
-    from embedrt.runtime.tokenization import encode, load_tokenizer, pad_batch
+    from embedrt.runtime.engines.onnx_backend import OnnxBackend
+    from embedrt.runtime.text.tokenization import encode, load_tokenizer, pad_batch
 
     manifest = read_manifest(export_dir)
     backend = OnnxBackend(export_dir / "model.onnx")

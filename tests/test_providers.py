@@ -7,7 +7,7 @@ import pytest
 
 import embedrt
 from embedrt.errors import ProviderError
-from embedrt.runtime.providers import (
+from embedrt.runtime.engines.providers import (
     CPU,
     CUDA,
     TENSORRT,
@@ -64,7 +64,7 @@ def test_the_cuda_hint_names_the_libraries_onnxruntime_gpu_1_31_needs():
 def test_both_onnxruntime_builds_installed_is_named_with_the_command_that_fixes_it(monkeypatch):
     # Both distributions are not installed in this venv: their versions as importlib.metadata would read them.
     versions = {"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"}
-    monkeypatch.setattr(embedrt.runtime.providers.metadata, "version", versions.__getitem__)
+    monkeypatch.setattr(embedrt.runtime.engines.providers.metadata, "version", versions.__getitem__)
     with pytest.raises(ProviderError) as err:
         check_available(plan_providers("cuda"), [CPU])
     assert "both onnxruntime 1.32.0 and onnxruntime-gpu 1.31.1 are installed" in str(err.value)

@@ -16,8 +16,8 @@ import embedrt
 from embedrt.cli import main
 from embedrt.errors import EmbedrtError, ManifestError, SelfCheckError
 from embedrt.manifest import file_sha256, read_manifest
-from embedrt.runtime.cpu import cpu_record
-from embedrt.runtime.reference import REFERENCE_NAME, read_reference
+from embedrt.runtime.engines.cpu import cpu_record
+from embedrt.runtime.engines.reference import REFERENCE_NAME, read_reference
 
 
 def _copy(export_dir, tmp_path, name="copy"):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from embedrt.runtime.pooling import pool
+from embedrt.runtime.text.pooling import pool
 from embedrt.sample_text import sample_document, sample_sentences
 from tests.serve_server import start_server
 
@@ -264,7 +264,7 @@ def test_the_warm_up_neither_warns_about_nor_counts_a_truncation(minilm_dir, cap
     import logging
 
     import embedrt
-    from embedrt.runtime.tokenization import encode
+    from embedrt.runtime.text.tokenization import encode
     from embedrt.serve.models import WARM_UP_TEXTS, warm_up
 
     embedder = embedrt.TextEmbedder(minilm_dir, lanes=1)

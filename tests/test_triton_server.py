@@ -16,7 +16,7 @@ import pytest
 
 import embedrt
 from embedrt.errors import InputError, TritonError
-from embedrt.runtime.tokenization import pad_batch
+from embedrt.runtime.text.tokenization import pad_batch
 from embedrt.sample_text import sample_sentences
 from embedrt.triton.backend import TritonBackend
 from embedrt.triton.repository import build_repository

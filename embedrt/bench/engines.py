@@ -51,7 +51,7 @@ def _variant_label(manifest: Manifest) -> str:
 # -- embedrt ------------------------------------------------------------------------------------------
 def embedrt_text(path: Path, device: str = "cpu") -> Engine:
     """A TextEmbedder per batch size, all sharing one ONNX Runtime session."""
-    from embedrt.runtime.text import TextEmbedder
+    from embedrt.runtime.text.embedder import TextEmbedder
 
     base = TextEmbedder(path, device=device)
     by_batch: dict[int | None, TextEmbedder] = {None: base}
@@ -69,7 +69,7 @@ def embedrt_text(path: Path, device: str = "cpu") -> Engine:
 
 
 def embedrt_image(path: Path, device: str = "cpu") -> Engine:
-    from embedrt.runtime.image import ImageEmbedder
+    from embedrt.runtime.image.embedder import ImageEmbedder
 
     base = ImageEmbedder(path, device=device)
     by_batch: dict[int | None, ImageEmbedder] = {None: base}
@@ -85,7 +85,7 @@ def embedrt_image(path: Path, device: str = "cpu") -> Engine:
 
 
 def _ort_threads() -> int:
-    from embedrt.runtime.session_options import physical_cores
+    from embedrt.runtime.engines.session_options import physical_cores
 
     return physical_cores()
 

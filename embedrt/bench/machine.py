@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from embedrt.runtime.cpu import cpuinfo, u8s8_exact
+from embedrt.runtime.engines.cpu import cpuinfo, u8s8_exact
 from embedrt.versions import package_versions
 
 # Flags that decide which kernels ONNX Runtime and PyTorch can use.
@@ -50,7 +50,7 @@ def machine_conditions() -> dict:
     model, flags = cpuinfo()
     import onnxruntime as ort
 
-    from embedrt.runtime.session_options import physical_cores
+    from embedrt.runtime.engines.session_options import physical_cores
 
     usable = physical_cores()
 

@@ -49,7 +49,7 @@ def long_text_model() -> Path:
     out = bench_cache() / "minilm-shape-512-random"
     if (out / MANIFEST_NAME).is_file():
         return out
-    from embedrt.export.text import export_text
+    from embedrt.export.text.exporter import export_text
 
     source = _long_text_source(bench_cache() / "minilm-shape-512-random-source")
     log.warning("embedrt bench: exporting a 512-position MiniLM-shaped BERT (random weights) to %s, once", out)
@@ -94,7 +94,7 @@ def image_model(path: str | None) -> Path:
     if (out / MANIFEST_NAME).is_file():
         return out
     try:
-        from embedrt.export.image import export_image
+        from embedrt.export.image.exporter import export_image
     except ImportError as exc:
         raise EmbedrtError(f"the image benchmark exports ResNet-50 once, which needs the export extra ({exc.name} is missing): pip install 'embedrt[export,image]'.") from exc
     log.warning("embedrt bench: exporting ResNet-50 (random weights, seed 0) to %s, once", out)
@@ -103,7 +103,7 @@ def image_model(path: str | None) -> Path:
 
 def image_source_model(manifest: Manifest) -> Any:
     """The PyTorch module an image export came from (same weights), for the eager baseline."""
-    from embedrt.export.image_source import read_image_source
+    from embedrt.export.image.source import read_image_source
 
     src = manifest.source
     if src.get("kind") == "torchvision":
@@ -178,7 +178,7 @@ def _exporter(manifest: Manifest):
     import inspect
 
     if manifest.modality == "text":
-        from embedrt.export.text import export_text
+        from embedrt.export.text.exporter import export_text
 
         if "precision" not in inspect.signature(export_text).parameters:
             return None
@@ -187,7 +187,7 @@ def _exporter(manifest: Manifest):
         return lambda out, **plan: export_text(manifest.source["path"], out, pooling=manifest.pooling, normalize=manifest.normalize,
                                                max_length=text.max_length, pool_in_graph=manifest.pooled_in_graph,
                                                overwrite=True, **plan)
-    from embedrt.export.image import export_image
+    from embedrt.export.image.exporter import export_image
 
     if "precision" not in inspect.signature(export_image).parameters:
         return None

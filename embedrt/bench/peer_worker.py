@@ -217,7 +217,7 @@ def load(job: dict):
         return embed, {"batch": f"{FASTEMBED_BATCH}, in input order", "max_length": truncation.get("max_length"),
                        "shipped_model_max_length": job["prepared"].get("shipped_model_max_length")}
     if kind == "embedrt":
-        from embedrt.runtime.text import TextEmbedder
+        from embedrt.runtime.text.embedder import TextEmbedder
 
         embedder = TextEmbedder(job["export"], session={"intra_op_threads": threads})
         return embedder.embed, {"batch": f"token budget {embedder.max_batch_tokens}, sorted by length",

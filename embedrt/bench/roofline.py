@@ -87,7 +87,7 @@ def timed_runs(fn: Callable[[], Any], flops: float, repeats: int, warmups: int =
 
 def int8_weight_bits() -> int:
     """The int8 weight width this CPU's engines get: 7 where its u8 x s8 kernel saturates (what export's "auto" picks), else 8."""
-    from embedrt.runtime.cpu import u8s8_exact
+    from embedrt.runtime.engines.cpu import u8s8_exact
 
     return 8 if u8s8_exact() else 7
 
@@ -145,7 +145,7 @@ def gemm_session(n: int, kind: str, optimized_path: str | os.PathLike | None = N
     """The CPU session embedrt's engines get (its session options: all graph optimisations, a thread per core)."""
     import onnxruntime as ort
 
-    from embedrt.runtime.session_options import session_options
+    from embedrt.runtime.engines.session_options import session_options
 
     options = session_options()
     if optimized_path is not None:
@@ -160,7 +160,7 @@ def _ort_gemm(n: int, repeats: int, kind: str) -> dict[str, Any]:
 
 def _openvino_bf16(n: int, repeats: int) -> dict[str, Any]:
     """The fp32 MatMul compiled by OpenVINO in bf16, as embedrt's bf16 engines are (AMX or AVX-512 BF16)."""
-    from embedrt.runtime.openvino_backend import compile_bf16, import_openvino
+    from embedrt.runtime.engines.openvino_backend import compile_bf16, import_openvino
 
     compiled = compile_bf16(import_openvino().Core().read_model(gemm_model(n, "fp32").SerializeToString(), b""))
     request, feed = compiled.create_infer_request(), gemm_input(n, "fp32")

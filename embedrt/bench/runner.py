@@ -196,7 +196,7 @@ def _image_contenders(options: BenchOptions, skipped: list[str]) -> Contenders:
 
 
 def _image_preprocess(path: Path) -> Callable[[Sequence[Any]], np.ndarray]:
-    from embedrt.runtime.image import ImageEmbedder
+    from embedrt.runtime.image.embedder import ImageEmbedder
 
     return ImageEmbedder(path).preprocess
 

@@ -24,7 +24,7 @@ def add_module_parser(kinds: argparse._SubParsersAction) -> None:
 
 def run_module(args: argparse.Namespace) -> int:
     from embedrt.export import export_module  # the export extra; without it the CLI names it
-    from embedrt.export.module_source import load_module, read_inputs_file
+    from embedrt.export.features.source import load_module, read_inputs_file
     from embedrt.gate import describe
     from embedrt.manifest import read_manifest
 

@@ -36,12 +36,12 @@ def pytorch_vectors(embedder, texts: Sequence[str], source: str | Path | None = 
         import torch
 
         from embedrt.export.staging import fingerprint
-        from embedrt.export.text import encoder_graph
-        from embedrt.export.text_source import read_text_source
+        from embedrt.export.text.exporter import encoder_graph
+        from embedrt.export.text.source import read_text_source
     except ImportError as exc:
         raise EmbedrtError(f"parity against PyTorch needs the export extra ({exc}): pip install 'embedrt[export]'.") from exc
     from embedrt.runtime.batching import iter_chunks
-    from embedrt.runtime.tokenization import pad_batch
+    from embedrt.runtime.text.tokenization import pad_batch
 
     manifest = embedder.manifest
     if manifest.modality != "text":

@@ -1,4 +1,4 @@
-"""Pooling and normalisation inside the exported graph (torch); the same arithmetic as embedrt.runtime.pooling."""
+"""Pooling and normalisation inside the exported graph (torch); the same arithmetic as embedrt.runtime.text.pooling."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def fuse_graph(src: Path, out: Path) -> tuple[str, ...]:
     """ONNX Runtime's extended offline optimisation (Conv+activation, Gemm, ... fusions), saved for the CPU provider."""
     import onnxruntime as ort
 
-    from embedrt.runtime.session_options import session_options
+    from embedrt.runtime.engines.session_options import session_options
 
     options = session_options(optimization="extended")
     options.optimized_model_filepath = str(out)

@@ -13,12 +13,12 @@ from typing import Callable, Iterable
 import numpy as np
 
 from embedrt.errors import ExportError
-from embedrt.export.staging import work_dir
 from embedrt.export.optimize import OPTIMIZE_LEVELS, TransformerShape, fuse_graph, fuse_transformer
+from embedrt.export.staging import work_dir
 
 PRECISIONS = ("fp32", "int8", "fp16", "bf16")
 PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino")
-# int8 weight width: "auto" asks this CPU's int8 kernel (embedrt.runtime.cpu.u8s8_exact); "7" is for engines that
+# int8 weight width: "auto" asks this CPU's int8 kernel (embedrt.runtime.engines.cpu.u8s8_exact); "7" is for engines that
 # will run on x86 CPUs without VNNI as well (an export made on a VNNI build box for an AVX2 fleet); "8" forces 8 bits.
 INT8_WEIGHTS = ("auto", "8", "7")
 
@@ -43,7 +43,7 @@ class EnginePlan:
     def reduce_range(self) -> bool:
         """7-bit int8 weights: asked for, or chosen because this CPU's u8 x s8 kernel saturates."""
         if self.int8_weights == "auto":
-            from embedrt.runtime.cpu import u8s8_exact
+            from embedrt.runtime.engines.cpu import u8s8_exact
 
             return not u8s8_exact()
         return self.int8_weights == "7"

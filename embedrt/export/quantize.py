@@ -13,7 +13,7 @@ The text recipe, measured on all-MiniLM-L6-v2 against PyTorch fp32 (benchmarks/i
   0.991, layers 1-5 to 0.986-0.987), so with 8-bit weights only that one stays blockwise, in blocks of 256:
   min cosine 0.993, 1.3x the throughput of the six-blockwise recipe (benchmarks/int8_exploration.py).
 
-On a CPU whose u8 x s8 kernel saturates (x86 without VNNI, embedrt.runtime.cpu.u8s8_exact), the dynamic
+On a CPU whose u8 x s8 kernel saturates (x86 without VNNI, embedrt.runtime.engines.cpu.u8s8_exact), the dynamic
 and static recipes quantise weights to 7 bits (reduce_range), as ONNX Runtime's docs advise: on a Zen 3
 the 8-bit text recipe reached min cosine 0.920, the 7-bit one 0.9924 (mean 0.9975). 7-bit engines keep all
 FFN outputs blockwise, the layout measured there; in blocks of 256 since issue 17, the bundled model's 7-bit

@@ -1,7 +1,7 @@
 """A standalone TensorRT engine (`model.plan`) from an export dir, for Triton's `tensorrt_plan` backend.
 
 Needs an NVIDIA GPU and the `tensorrt` Python package (imported here and nowhere else). The optimisation
-profile is the one the ONNX Runtime TensorRT provider uses (embedrt.runtime.providers.profile_dims).
+profile is the one the ONNX Runtime TensorRT provider uses (embedrt.runtime.engines.providers.profile_dims).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from embedrt.atomic_file import atomic_write
 from embedrt.errors import ExportError
 from embedrt.manifest import read_manifest
-from embedrt.runtime.providers import profile_dims
+from embedrt.runtime.engines.providers import profile_dims
 
 PLAN_NAME = "model.plan"
 

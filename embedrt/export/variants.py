@@ -35,8 +35,8 @@ def optimize_export(
     check_not_precious(Path(out).absolute(), [export_dir], "--out")  # the fp32 export is a source too
     settings = dict(precision=precision, optimize=optimize, provider=provider, int8_weights=int8_weights, opset=manifest.opset, overwrite=overwrite)
     if manifest.modality == "text":
-        from embedrt.export.text import export_text
-        from embedrt.export.text_source import read_text_source
+        from embedrt.export.text.exporter import export_text
+        from embedrt.export.text.source import read_text_source
 
         assert manifest.text is not None
         path = _recorded_path(export_dir, manifest)
@@ -45,7 +45,7 @@ def optimize_export(
             path, out, pooling=manifest.pooling, normalize=manifest.normalize, max_length=manifest.text.max_length,
             pool_in_graph=manifest.pooled_in_graph, **settings,
         )
-    from embedrt.export.image import export_image
+    from embedrt.export.image.exporter import export_image
 
     record = manifest.source
     if record.get("kind") == "torchvision":

@@ -11,9 +11,9 @@ import numpy as np
 from embedrt.default_model import DEFAULT, resolve_model
 from embedrt.errors import EmbedrtError
 from embedrt.manifest import read_manifest
-from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.queue import RequestQueue, make_queue
-from embedrt.runtime.tokenization import encode
+from embedrt.runtime.text.pooling import l2_normalize, pool
+from embedrt.runtime.text.tokenization import encode
 from embedrt.sample_text import sample_sentences
 
 WARM_UP_TEXTS = 32  # mixed lengths: the engine sees short and long shapes before the first request

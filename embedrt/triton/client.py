@@ -18,7 +18,7 @@ from embedrt.errors import InputError, TritonError
 from embedrt.manifest import read_manifest
 from embedrt.runtime.batching import iter_chunks, restore_order
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.tokenization import account_truncation, check_texts
+from embedrt.runtime.text.tokenization import account_truncation, check_texts
 from embedrt.triton.backend import TritonBackend
 from embedrt.triton.configs import IMAGE_INPUT, IMAGE_OUTPUT, SENTENCE_OUTPUT, TEXT_INPUT, TRUNCATED_OUTPUT
 
@@ -49,15 +49,15 @@ class TritonEmbedder:
             backend = TritonBackend(url, f"{name}_encoder", protocol, timeout_s=timeout_s, retries=retries)
             _check_same_model(backend, manifest.model_file.get("sha256", ""), path)
             if manifest.modality == "text":
-                from embedrt.runtime.text import TextEmbedder
+                from embedrt.runtime.text.embedder import TextEmbedder
 
                 self.local = TextEmbedder(path, backend=backend, truncate=truncate, **embedder_options)
             elif manifest.modality == "features":
-                from embedrt.runtime.features import FeatureEmbedder
+                from embedrt.runtime.features.embedder import FeatureEmbedder
 
                 self.local = FeatureEmbedder(path, backend=backend, **embedder_options)
             else:
-                from embedrt.runtime.image import ImageEmbedder
+                from embedrt.runtime.image.embedder import ImageEmbedder
 
                 self.local = ImageEmbedder(path, backend=backend, **embedder_options)
             self.backend = backend

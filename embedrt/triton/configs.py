@@ -119,7 +119,7 @@ def encoder_config(name: str, manifest: Manifest, options: ServingOptions) -> di
 
 
 def _tensorrt_accelerator(manifest: Manifest, options: ServingOptions, max_batch: int) -> dict[str, Any]:
-    from embedrt.runtime.providers import profile_shapes
+    from embedrt.runtime.engines.providers import profile_shapes
 
     max_length = manifest.text.max_length if manifest.text is not None else None
     low, opt, high = profile_shapes(manifest.input_names, max_batch, max_length)

@@ -19,7 +19,7 @@ from typing import Sequence
 from embedrt.errors import EmbedrtError, ManifestError
 from embedrt.export.staging import staged_dir
 from embedrt.manifest import MANIFEST_NAME, Manifest, check_model_file, read_manifest
-from embedrt.runtime.tokenization import TOKENIZER_NAME
+from embedrt.runtime.text.tokenization import TOKENIZER_NAME
 from embedrt.triton import configs
 from embedrt.triton.configs import ServingOptions
 from embedrt.triton.pbtxt import render

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import embedrt
-from embedrt.export.module import export_module
+from embedrt.export.features.exporter import export_module
 from two_tower.data import N_ITEMS, make_interactions
 from two_tower.recommend import popularity_scores, recall_at_k, scores, top_k
 from two_tower.train import item_vectors, train, user_vectors

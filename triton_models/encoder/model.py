@@ -14,8 +14,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, plan_batches
-from embedrt.runtime.onnx_backend import OnnxBackend
-from embedrt.runtime.tokenization import Encoded, pad_batch
+from embedrt.runtime.engines.onnx_backend import OnnxBackend
+from embedrt.runtime.text.tokenization import Encoded, pad_batch
 
 
 class TritonPythonModel:

@@ -11,7 +11,7 @@ import triton_python_backend_utils as pb_utils
 
 from embedrt.errors import InputError
 from embedrt.manifest import MANIFEST_NAME, Manifest
-from embedrt.runtime.image_preprocess import check_preprocessing, load_pixels
+from embedrt.runtime.image.preprocess import check_preprocessing, load_pixels
 
 
 class TritonPythonModel:

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from embedrt.runtime.pooling import l2_normalize, pool
+from embedrt.runtime.text.pooling import l2_normalize, pool
 
 
 class TritonPythonModel:

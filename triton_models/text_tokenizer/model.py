@@ -13,7 +13,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from embedrt.manifest import MANIFEST_NAME, Manifest
-from embedrt.runtime.tokenization import encode, load_tokenizer, pad_batch
+from embedrt.runtime.text.tokenization import encode, load_tokenizer, pad_batch
 from embedrt.triton.padding import padded_length
 
 

@@ -2,7 +2,7 @@
 
 Callers prepare their own inputs (tokenise, decode images) in their own thread, so that CPU work overlaps
 the engine. The engine thread merges every pending request into one round, cut by the one batcher
-(runtime.batching.plan_batches), and runs its batches on the engine's lanes (runtime.lanes): on a CPU,
+(runtime.batching.plan_batches), and runs its batches on the engine's lanes (runtime.engines.lanes): on a CPU,
 several batches at once, one core each, each lane pooling its own batch and resolving each request's
 future once all its rows are in; with one lane (a GPU, an image model) a finisher thread pools while the
 engine runs the next batch. A new round forms when the last batch of the previous one has run (as TEI's
@@ -23,9 +23,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from embedrt.errors import EmbedrtError, InputError
-from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import batch_costs, plan_batches
-from embedrt.runtime.lanes import Lanes
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.lanes import Lanes
 
 DEFAULT_MAX_WAIT_MS = 2.0  # a lone request waits this long for company before its round starts
 DEFAULT_MAX_QUEUED = 256  # requests submitted and not yet answered; one more is a QueueFullError

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import plan_batches
-from embedrt.runtime.feature_rows import CheckedColumn, CheckedRows
-from embedrt.runtime.lanes import Lanes
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.lanes import Lanes
+from embedrt.runtime.features.rows import CheckedColumn, CheckedRows
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.queue.core import SENTENCE, EmbedFuture, RequestQueue
 

@@ -9,12 +9,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from embedrt.errors import EmbedrtError, InputError
-from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import plan_batches
+from embedrt.runtime.engines.backend import Backend
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.queue.core import SENTENCE, TOKENS, EmbedFuture, RequestQueue
-from embedrt.runtime.text_outputs import SENTENCE_OUTPUT, TOKEN_OUTPUT
-from embedrt.runtime.tokenization import Encoded, account_truncation, pad_batch
+from embedrt.runtime.text.output_names import SENTENCE_OUTPUT, TOKEN_OUTPUT
+from embedrt.runtime.text.tokenization import Encoded, account_truncation, pad_batch
 
 
 class TextQueue(RequestQueue):

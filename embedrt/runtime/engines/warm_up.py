@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from embedrt.manifest import Manifest
-from embedrt.runtime.backend import Backend
-from embedrt.runtime.providers import profile_dims
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.providers import profile_dims
 
 log = logging.getLogger("embedrt")
 

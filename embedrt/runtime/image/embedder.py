@@ -12,12 +12,12 @@ import numpy as np
 
 from embedrt.errors import EmbedrtError, InputError, ManifestError, require_count
 from embedrt.manifest import ImagePreprocessing, Manifest, read_manifest
-from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import iter_chunks
-from embedrt.runtime.image_preprocess import DEFAULT_MAX_PIXELS, ImageInput, check_preprocessing, describe, load_pixels
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.self_check import open_engine, self_check
+from embedrt.runtime.image.preprocess import DEFAULT_MAX_PIXELS, ImageInput, check_preprocessing, describe, load_pixels
 from embedrt.runtime.inputs import as_input_list, check_options
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.self_check import open_engine, self_check
 
 IMAGE_INPUT = "pixel_values"
 IMAGE_OUTPUT = "image_embedding"

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from embedrt.errors import EmbedrtError, require_count
 from embedrt.processes import resident_bytes
-from embedrt.runtime.backend import Backend
+from embedrt.runtime.engines.backend import Backend
 
 T = TypeVar("T")
 Work = Callable[[Backend, int], T]  # (the engine to run on, the batch's index) -> its result
@@ -87,6 +87,6 @@ def open_lanes(whole: Backend, open_single: Callable[[], Backend], *, device: st
 
 
 def lane_threads(session: dict[str, Any] | None) -> int:
-    from embedrt.runtime.session_options import physical_cores
+    from embedrt.runtime.engines.session_options import physical_cores
 
     return (session or {}).get("intra_op_threads") or physical_cores()

@@ -10,16 +10,16 @@ import numpy as np
 
 from embedrt.errors import ManifestError, require_count
 from embedrt.manifest import Manifest, read_manifest
-from embedrt.runtime.backend import Backend
 from embedrt.runtime.batching import DEFAULT_MAX_BATCH_TOKENS, batch_costs, plan_batches, restore_order
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.lanes import lane_threads, open_lanes
+from embedrt.runtime.engines.self_check import open_engine, open_single_thread, self_check
 from embedrt.runtime.inputs import check_options
-from embedrt.runtime.lanes import lane_threads, open_lanes
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.pooling import l2_normalize, pool
 from embedrt.runtime.prefetch import prefetch
-from embedrt.runtime.self_check import open_engine, open_single_thread, self_check
-from embedrt.runtime.text_outputs import SENTENCE_OUTPUT, TOKEN_OUTPUT
-from embedrt.runtime.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
+from embedrt.runtime.text.output_names import SENTENCE_OUTPUT, TOKEN_OUTPUT
+from embedrt.runtime.text.pooling import l2_normalize, pool
+from embedrt.runtime.text.tokenization import DEFAULT_MAX_CHARS, Encoded, account_truncation, check_texts, encode, load_tokenizer, pad_batch
 
 Progress = Callable[[int], None]  # called with the number of inputs just finished
 # Texts tokenised at once in a pipelined call: while the engine runs one wave's batches, the next wave is tokenised
@@ -35,7 +35,7 @@ class TextEmbedder:
     `verify` ("error", "warn", "off"): on load the files' hashes are checked and the export's reference
     texts are embedded and held to the precision's gate (`self_check` keeps the report).
     `lanes` (CPU): batches run at once, one core each, on a second one-thread session (default: one per
-    intra-op thread; 1 turns them off; see embedrt.runtime.lanes).
+    intra-op thread; 1 turns them off; see embedrt.runtime.engines.lanes).
     `pipeline` (default: on for "cuda" and "tensorrt"): tokenising and padding the next batches overlaps the
     engine running the current one, in a producer thread; batches run one at a time on the whole session. Off on a
     CPU by default, where both stages would share the same cores.
@@ -191,11 +191,11 @@ class TextEmbedder:
 
         long_text="chunk" embeds texts longer than the model as overlapping token windows of `window`
         tokens, `stride` apart; return_windows adds each text's window vectors and character spans
-        (see embedrt.runtime.chunking).
+        (see embedrt.runtime.text.chunking).
         """
         check_options(truncate=truncate, progress=progress)
         if long_text != "truncate" or return_windows or window is not None or stride is not None:
-            from embedrt.runtime.chunking import embed_long
+            from embedrt.runtime.text.chunking import embed_long
 
             return embed_long(self, texts, long_text=long_text, window=window, stride=stride, return_windows=return_windows, truncate=truncate, progress=progress)
         if self.pipeline:

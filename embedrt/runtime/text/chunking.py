@@ -22,9 +22,9 @@ from tokenizers import Tokenizer
 from embedrt.errors import InputError
 from embedrt.runtime.batching import restore_order
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.pooling import l2_normalize
-from embedrt.runtime.text_outputs import SENTENCE_OUTPUT, TOKEN_OUTPUT
-from embedrt.runtime.tokenization import Encoded, check_texts, cut_at_whitespace, encode
+from embedrt.runtime.text.output_names import SENTENCE_OUTPUT, TOKEN_OUTPUT
+from embedrt.runtime.text.pooling import l2_normalize
+from embedrt.runtime.text.tokenization import Encoded, check_texts, cut_at_whitespace, encode
 
 LONG_TEXT_MODES = ("truncate", "chunk")
 PIECE_CHARS = 8192  # characters tokenised at once; a whitespace cut keeps every word whole

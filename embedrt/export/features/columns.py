@@ -11,7 +11,7 @@ import torch
 
 from embedrt.errors import ExportError
 from embedrt.manifest import FeatureColumn
-from embedrt.runtime.feature_rows import ID_KINDS, KINDS, LAYOUTS, CheckedRows, check_rows, graph_inputs, offsets_name
+from embedrt.runtime.features.rows import ID_KINDS, KINDS, LAYOUTS, CheckedRows, check_rows, graph_inputs, offsets_name
 
 
 def forward_names(module: torch.nn.Module) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from embedrt.errors import ManifestError
 from embedrt.manifest import MANIFEST_NAME, Manifest, check_model_file
-from embedrt.runtime.providers import (
+from embedrt.runtime.engines.providers import (
     TensorRTOptions,
     check_active,
     check_available,
@@ -19,7 +19,7 @@ from embedrt.runtime.providers import (
     preload_gpu_libraries,
     tensorrt_options_for,
 )
-from embedrt.runtime.session_options import session_options
+from embedrt.runtime.engines.session_options import session_options
 
 
 TENSORRT_CACHE = "tensorrt-cache"  # engine and timing caches, inside the export dir unless told otherwise
@@ -78,7 +78,7 @@ class OnnxBackend:
             options["tensorrt"] = tensorrt_options_for(manifest, Path(export_dir) / TENSORRT_CACHE, max_batch=batch)
         backend = cls(check_model_file(export_dir, manifest), device=device, max_batch_size=batch, session=session, **options)
         if device == "tensorrt":
-            from embedrt.runtime.warm_up import warm_up
+            from embedrt.runtime.engines.warm_up import warm_up
 
             warm_up(backend, manifest)
         return backend

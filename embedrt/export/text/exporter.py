@@ -19,14 +19,14 @@ from embedrt.export.optimize import transformer_shape
 from embedrt.export.parity import PARITY_TEXTS, compare, gate, parity_report, parity_texts
 from embedrt.export.precision import EnginePlan, build_model, plan_engine
 from embedrt.export.staging import fingerprint, model_file_record, staged_dir, work_dir
-from embedrt.export.text_source import TextSource, read_text_source
+from embedrt.export.text.source import TextSource, read_text_source
 from embedrt.manifest import MODEL_NAME, Manifest, TensorSpec, TextPreprocessing, file_sha256, write_manifest
 from embedrt.runtime.batching import iter_chunks
-from embedrt.runtime.cpu import cpu_record
-from embedrt.runtime.pooling import POOLING_MODES
-from embedrt.runtime.reference import REFERENCE_NAME, write_reference
-from embedrt.runtime.self_check import engine_class
-from embedrt.runtime.tokenization import TOKENIZER_NAME, encode, load_tokenizer, pad_batch
+from embedrt.runtime.engines.cpu import cpu_record
+from embedrt.runtime.engines.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.engines.self_check import engine_class
+from embedrt.runtime.text.pooling import POOLING_MODES
+from embedrt.runtime.text.tokenization import TOKENIZER_NAME, encode, load_tokenizer, pad_batch
 from embedrt.sample_text import sample_sentences
 from embedrt.versions import package_versions
 

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from embedrt.errors import ExportError
-from embedrt.export.resnet import ARCHITECTURES, ResNetFeatures, guess_architecture
+from embedrt.export.image.resnet import ARCHITECTURES, ResNetFeatures, guess_architecture
 from embedrt.export.staging import fingerprint
-from embedrt.export.text_source import _read_json
+from embedrt.export.text.source import _read_json
 from embedrt.manifest import MANIFEST_NAME, ImagePreprocessing
 
 # torchvision's ImageNet transform: Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize.

@@ -20,8 +20,8 @@ import torch
 
 from embedrt.errors import ExportError, ParityError
 from embedrt.export.dense_int8 import quantize_dense_int8
-from embedrt.export.embedding_bag import with_cumsum_bags
-from embedrt.export.feature_columns import (
+from embedrt.export.features.embedding_bag import with_cumsum_bags
+from embedrt.export.features.columns import (
     check_graph_names,
     declare_columns,
     example_as_rows,
@@ -34,10 +34,10 @@ from embedrt.export.parity import compare, gate, parity_report
 from embedrt.export.precision import EnginePlan
 from embedrt.export.staging import model_file_record, staged_dir, work_dir
 from embedrt.manifest import MODEL_NAME, FeatureColumn, FeaturesSection, Manifest, TensorSpec, file_sha256, write_manifest
-from embedrt.runtime.cpu import cpu_record
-from embedrt.runtime.feature_rows import CheckedRows, check_rows, graph_inputs, reference_arrays
-from embedrt.runtime.onnx_backend import OnnxBackend
-from embedrt.runtime.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.engines.cpu import cpu_record
+from embedrt.runtime.engines.onnx_backend import OnnxBackend
+from embedrt.runtime.engines.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.features.rows import CheckedRows, check_rows, graph_inputs, reference_arrays
 from embedrt.versions import package_versions
 
 log = logging.getLogger("embedrt")

@@ -18,9 +18,9 @@ import numpy as np
 
 from embedrt.errors import EmbedrtError, ManifestError, ProviderError
 from embedrt.manifest import MANIFEST_NAME, Manifest, check_model_file
-from embedrt.runtime.lanes import lane_threads
-from embedrt.runtime.providers import check_built_for
-from embedrt.runtime.session_options import physical_cores
+from embedrt.runtime.engines.lanes import lane_threads
+from embedrt.runtime.engines.providers import check_built_for
+from embedrt.runtime.engines.session_options import physical_cores
 
 OPENVINO = "openvino"  # manifest.provider of an engine OpenVINO runs
 INSTALL_HINT = "install it with `pip install embedrt[openvino]`"
@@ -29,7 +29,7 @@ INSTALL_HINT = "install it with `pip install embedrt[openvino]`"
 class OpenVinoBackend:
     """One compiled model; each calling thread runs on its own infer request, so `run` is thread-safe.
 
-    `streams` > 1 splits the `threads` between as many batches at once (embedrt.runtime.lanes).
+    `streams` > 1 splits the `threads` between as many batches at once (embedrt.runtime.engines.lanes).
     """
 
     is_padded = True
@@ -69,7 +69,7 @@ class OpenVinoBackend:
     @classmethod
     def for_lanes(cls, export_dir: Path, manifest: Manifest, *, max_batch_size: int | None = None,
                   session: dict[str, Any] | None = None, **options: Any) -> "OpenVinoBackend":
-        """The engine an embedder's lanes share: one compiled model with a stream per core (embedrt.runtime.lanes)."""
+        """The engine an embedder's lanes share: one compiled model with a stream per core (embedrt.runtime.engines.lanes)."""
         return cls.for_export(export_dir, manifest, max_batch_size=max_batch_size, session=session, streams=lane_threads(session), **options)
 
     @property

@@ -12,17 +12,17 @@ import torch
 
 from embedrt.errors import ExportError
 from embedrt.export.graph_pooling import l2_normalize
-from embedrt.export.image_source import read_image_source
+from embedrt.export.image.source import read_image_source
 from embedrt.export.parity import compare, gate, parity_report
 from embedrt.export.precision import build_model, plan_engine
 from embedrt.export.staging import model_file_record, staged_dir, work_dir
 from embedrt.manifest import MODEL_NAME, ImagePreprocessing, Manifest, TensorSpec, file_sha256, write_manifest
 from embedrt.runtime.batching import iter_chunks
-from embedrt.runtime.cpu import cpu_record
-from embedrt.runtime.image import IMAGE_INPUT, IMAGE_OUTPUT
-from embedrt.runtime.image_preprocess import load_pixels
-from embedrt.runtime.onnx_backend import OnnxBackend
-from embedrt.runtime.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.engines.cpu import cpu_record
+from embedrt.runtime.engines.onnx_backend import OnnxBackend
+from embedrt.runtime.engines.reference import REFERENCE_NAME, write_reference
+from embedrt.runtime.image.embedder import IMAGE_INPUT, IMAGE_OUTPUT
+from embedrt.runtime.image.preprocess import load_pixels
 from embedrt.versions import package_versions
 
 log = logging.getLogger("embedrt")

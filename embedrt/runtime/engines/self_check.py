@@ -21,9 +21,9 @@ import numpy as np
 from embedrt.errors import EmbedrtError, ManifestError, SelfCheckError
 from embedrt.gate import compare, parity_report
 from embedrt.manifest import MANIFEST_NAME, Manifest, check_integrity
-from embedrt.runtime.backend import Backend
-from embedrt.runtime.cpu import cpu_record, describe_cpu
-from embedrt.runtime.reference import REFERENCE_NAME, read_reference
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.cpu import cpu_record, describe_cpu
+from embedrt.runtime.engines.reference import REFERENCE_NAME, read_reference
 
 log = logging.getLogger("embedrt")
 
@@ -66,10 +66,10 @@ def open_single_thread(export_dir: Path, manifest: Manifest, *, max_batch_size: 
 def engine_class(provider: str) -> Any:
     """The in-process engine that runs an export built for `provider` (manifest.provider)."""
     if provider == "openvino":
-        from embedrt.runtime.openvino_backend import OpenVinoBackend
+        from embedrt.runtime.engines.openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend
-    from embedrt.runtime.onnx_backend import OnnxBackend
+    from embedrt.runtime.engines.onnx_backend import OnnxBackend
 
     return OnnxBackend
 

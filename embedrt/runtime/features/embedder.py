@@ -9,10 +9,10 @@ import numpy as np
 
 from embedrt.errors import EmbedrtError, ManifestError
 from embedrt.manifest import FeatureColumn, FeaturesSection, Manifest, read_manifest
-from embedrt.runtime.backend import Backend
-from embedrt.runtime.feature_rows import ID_KINDS, KINDS, LAYOUTS, CheckedRows, check_rows, reference_rows
+from embedrt.runtime.engines.backend import Backend
+from embedrt.runtime.engines.self_check import open_engine, self_check
+from embedrt.runtime.features.rows import ID_KINDS, KINDS, LAYOUTS, CheckedRows, check_rows, reference_rows
 from embedrt.runtime.outputs import check_finite
-from embedrt.runtime.self_check import open_engine, self_check
 
 DEFAULT_BATCH_SIZE = 1024  # rows per engine call: a tower is a few gathers and small matmuls, large batches amortise the call
 
