@@ -134,7 +134,7 @@ def test_bf16_plans_that_cannot_work_are_refused_before_any_work(kwargs, message
 def _without_bf16_units(monkeypatch) -> None:
     """On a CPU with bf16 units, OpenVINO's answer on one without ("f32") is simulated; elsewhere the refusal is real."""
     if BF16_UNITS:
-        from embedrt.runtime import openvino_backend
+        from embedrt.runtime.engines import openvino_backend
 
         monkeypatch.setattr(openvino_backend, "check_bf16", lambda core, compiled: refuse_bf16("f32", "a CPU without bf16 units"))
 
