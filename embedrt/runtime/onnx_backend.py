@@ -58,7 +58,8 @@ class OnnxBackend:
             raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load it ({exc}). The file is corrupt or incomplete; re-export the model.") from exc
         check_active(plan, self.session.get_providers())
         # Batch-1 calls replayed as CUDA graphs over length buckets (embedrt.runtime.cuda_graphs); None elsewhere.
-        self.cuda_graphs = cuda_graphs_for(cuda_graphs, device, str(self.model_path), self.session, plan.providers, lambda: session_options(**(session or {})), max_length, device_id)
+        self.cuda_graphs = cuda_graphs_for(cuda_graphs, device, str(self.model_path), self.session, plan.providers,
+                                           lambda: session_options(**(session or {})), max_length, device_id)
         self.device = device
         self._max_batch_size = max_batch_size
         self.input_names = tuple(i.name for i in self.session.get_inputs())
