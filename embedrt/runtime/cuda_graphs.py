@@ -70,15 +70,15 @@ def graph_providers(providers: Sequence[Any]) -> list[Any]:
 class CudaGraphs:
     """Batch-1 runs of `session` on fixed per-bucket buffers on `device_type` (ONNX Runtime OrtValues), one graph id each.
 
-    `session` is an InferenceSession made with enable_cuda_graph (open_cuda_graphs); on device_type="cpu" the same
+    `session` is an InferenceSession made with enable_cuda_graph (cuda_graphs_for); on device_type="cpu" the same
     padding and binding run on a plain session, which is what the CPU tests check. Replays are serialised by a lock:
     ONNX Runtime's graph replay on one session is not thread-safe, and each bucket's buffers are shared.
     """
 
     def __init__(self, session: ort.InferenceSession, max_length: int, *, device_type: str = "cuda", device_id: int = 0) -> None:
-        names = [i.name for i in session.get_inputs()]
-        if "attention_mask" not in names:
-            raise ProviderError(f"CUDA graphs pad with masked tokens: this model has no attention_mask input ({names}); {OFF_HINT}.")
+        why = unsupported(session)
+        if why is not None:
+            raise ProviderError(f"CUDA graphs: {why}; {OFF_HINT}.")
         self.session = session
         self.max_length = max_length
         self.device_type = device_type
