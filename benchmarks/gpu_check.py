@@ -171,6 +171,37 @@ def embed_profile(dirs: dict[str, str], device: str, lines: int) -> dict[str, An
     return {"engine": path, "lines": lines, "embed_ms_best_of_3": found}
 
 
+def batch1_graphs(dirs: dict[str, str], device: str, calls: int) -> list[str]:
+    """Batch-1 p50 of a short query with CUDA graphs off and on (the default on CUDA), and how far their vectors are apart."""
+    import numpy as np
+
+    import embedrt
+    from embedrt.sample_text import sample_sentences
+
+    texts = ["one short query", *sample_sentences(20, min_words=1, max_words=150, seed=5)]  # several length buckets
+    lines = []
+    for name in ("fp32-cuda", "fp16-cuda") if device != "cpu" else ("fp32",):
+        plain = embedrt.TextEmbedder(dirs[name], device=device, cuda_graphs=False)
+        graphs = embedrt.TextEmbedder(dirs[name], device=device)  # on by default on CUDA; off on a CPU
+        unpipelined = embedrt.TextEmbedder(dirs[name], device=device, backend=graphs.backend, pipeline=False)
+        p50 = {}
+        for label, embedder in (("off", plain), ("on", graphs), ("on, pipeline off", unpipelined)):
+            for _ in range(20):
+                embedder.embed([texts[0]])  # warm (the graphs were captured at load)
+            times = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                embedder.embed([texts[0]])
+                times.append(time.perf_counter() - start)
+            p50[label] = 1e3 * float(np.median(times))
+        diff = max(float(np.abs(plain.embed([t]) - graphs.embed([t])).max()) for t in texts)
+        lines.append(f"  {name}: batch-1 short p50 {p50['off']:.3f} ms graphs off, {p50['on']:.3f} ms graphs "
+                     f"{'on' if graphs.backend.cuda_graphs is not None else 'OFF (not used)'} "
+                     f"({p50['on, pipeline off']:.3f} ms with pipeline=False); max |diff| {diff:.2e} over {len(texts)} texts")
+    print("\n".join(lines), flush=True)
+    return lines
+
+
 # -- summary --------------------------------------------------------------------------------------------------
 def summary(shape: str, document: dict[str, Any], tokens: dict[str, Any] | None) -> list[str]:
     rows = {}
@@ -251,9 +282,11 @@ def main() -> int:
             continue
         tokens = stage(f"{shape}: tokenising", lambda: tokenising(shape, dirs, args.lines))
         stage(f"{shape}: embed profile", lambda: embed_profile(dirs, args.device, args.lines))
+        graphs = stage(f"{shape}: batch-1 CUDA graphs", lambda: batch1_graphs(dirs, args.device, args.latency_calls))
         document = stage(f"{shape}: bench", lambda: bench(shape, dirs, args.device, args.lines, args.latency_calls, out))
         if document:
             lines += stage(f"{shape}: summary", lambda: summary(shape, document, tokens)) or []
+        lines += graphs or []
         _write(out)
     REPORT["summary"] = lines
     REPORT["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,4 +1,4 @@
-"""The GPU path for real (`make test-gpu`, `pytest -m gpu`): fused GPU engines on CUDA, pipelining, TensorRT, the fp16 baseline.
+"""The GPU path for real (`make test-gpu`, `pytest -m gpu`): fused GPU engines on CUDA, pipelining, CUDA graphs, TensorRT, the fp16 baseline.
 
 Runs where onnxruntime-gpu offers CUDA and an NVIDIA GPU is present; elsewhere each test is skipped saying which is
 missing. Models are random-weight BERTs with the bundled tokenizer (benchmarks/gpu_models.py): a GPU machine need not
@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,53 @@ def test_the_sentence_transformers_fp16_baseline_has_half_weights_on_the_gpu(sou
     engine = sentence_transformers_text(source, "fp16", torch.float16, device="cuda")
     assert engine.details["weights"] == "cuda torch.float16"
     assert engine.embed(TEXTS[:8], None).shape == (8, 384)
+
+
+# Texts whose lengths fall in several CUDA graph buckets (16, 32, 64, 128, ...), the short query first.
+ONE_BY_ONE = ["one short query", *sample_sentences(11, min_words=1, max_words=150, seed=5)]
+
+
+def _batch1(embedder, texts):
+    return np.vstack([embedder.embed([t]) for t in texts])
+
+
+def test_cuda_graph_batch1_vectors_equal_the_plain_sessions_in_several_buckets(cuda_fp32):
+    from embedrt.runtime.engines.cuda_graphs import bucket_for
+
+    graphs = embedrt.TextEmbedder(cuda_fp32, device="cuda")
+    plain = embedrt.TextEmbedder(cuda_fp32, device="cuda", cuda_graphs=False)
+    assert graphs.backend.cuda_graphs is not None and plain.backend.cuda_graphs is None
+    lengths = graphs.tokenize(ONE_BY_ONE).lengths
+    assert len({bucket_for(n, graphs.max_length) for n in lengths}) >= 3
+    np.testing.assert_allclose(_batch1(graphs, ONE_BY_ONE), _batch1(plain, ONE_BY_ONE), atol=1e-5)
+    # Replays after other texts (reversed order, each bucket reused): no stale inputs or outputs.
+    np.testing.assert_allclose(_batch1(graphs, ONE_BY_ONE[::-1]), _batch1(plain, ONE_BY_ONE[::-1]), atol=1e-5)
+    tokens = graphs.embed_tokens([ONE_BY_ONE[3]])[0]
+    assert tokens.shape[0] == lengths[3]
+    np.testing.assert_allclose(tokens, plain.embed_tokens([ONE_BY_ONE[3]])[0], atol=1e-4)
+
+
+def test_cuda_graph_fp16_batch1_vectors_are_within_the_fp16_gate_of_the_plain_session(cuda_fp16):
+    graphs = embedrt.TextEmbedder(cuda_fp16, device="cuda")
+    plain = embedrt.TextEmbedder(cuda_fp16, device="cuda", cuda_graphs=False)
+    assert graphs.backend.cuda_graphs is not None
+    assert cosine_rows(_batch1(plain, ONE_BY_ONE), _batch1(graphs, ONE_BY_ONE)).min() >= THRESHOLDS["fp16"]["min_cosine"]
+
+
+def test_cuda_graph_replays_from_two_threads_at_once_are_each_right(cuda_fp32):
+    graphs = embedrt.TextEmbedder(cuda_fp32, device="cuda")
+    texts = sample_sentences(60, min_words=1, max_words=40, seed=9)
+    want = embedrt.TextEmbedder(cuda_fp32, device="cuda", cuda_graphs=False).embed(texts)
+    got: dict[int, np.ndarray] = {}
+
+    def worker(rows):
+        for i in rows:
+            got[i] = graphs.embed([texts[i]])[0]
+
+    threads = [threading.Thread(target=worker, args=(range(k, len(texts), 2),)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_allclose(np.vstack([got[i] for i in range(len(texts))]), want, atol=1e-5)
+

@@ -10,6 +10,7 @@ import onnxruntime as ort
 
 from embedrt.errors import ManifestError
 from embedrt.manifest import MANIFEST_NAME, Manifest, check_model_file
+from embedrt.runtime.engines.cuda_graphs import cuda_graphs_for
 from embedrt.runtime.engines.providers import (
     TensorRTOptions,
     check_active,
@@ -39,6 +40,8 @@ class OnnxBackend:
         max_batch_size: int = 256,
         session: dict[str, Any] | None = None,
         tensorrt: TensorRTOptions | None = None,
+        cuda_graphs: bool | None = None,
+        max_length: int | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         plan = plan_providers(device, device_id=device_id, tensorrt=tensorrt)
@@ -54,6 +57,9 @@ class OnnxBackend:
                 raise
             raise ManifestError(f"{self.model_path}: ONNX Runtime cannot load it ({exc}). The file is corrupt or incomplete; re-export the model.") from exc
         check_active(plan, self.session.get_providers())
+        # Batch-1 calls replayed as CUDA graphs over length buckets (embedrt.runtime.engines.cuda_graphs); None elsewhere.
+        self.cuda_graphs = cuda_graphs_for(cuda_graphs, device, str(self.model_path), self.session, plan.providers,
+                                           lambda: session_options(**(session or {})), max_length, device_id)
         self.device = device
         self._max_batch_size = max_batch_size
         self.input_names = tuple(i.name for i in self.session.get_inputs())
@@ -74,6 +80,7 @@ class OnnxBackend:
         """
         check_built_for(manifest.provider, device, str(Path(export_dir) / MANIFEST_NAME))
         batch = max_batch_size or manifest.max_batch_size
+        options.setdefault("max_length", manifest.text.max_length if manifest.text else None)
         if device == "tensorrt" and options.get("tensorrt") is None:
             options["tensorrt"] = tensorrt_options_for(manifest, Path(export_dir) / TENSORRT_CACHE, max_batch=batch)
         backend = cls(check_model_file(export_dir, manifest), device=device, max_batch_size=batch, session=session, **options)
@@ -100,5 +107,7 @@ class OnnxBackend:
 
     def run(self, inputs: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(output_names or self.output_names)
+        if self.cuda_graphs is not None and self.cuda_graphs.takes(inputs):
+            return self.cuda_graphs.run(inputs, names)
         feed = {name: inputs[name] for name in self.input_names}
         return dict(zip(names, self.session.run(names, feed)))

@@ -39,6 +39,8 @@ class TextEmbedder:
     `pipeline` (default: on for "cuda" and "tensorrt"): tokenising and padding the next batches overlaps the
     engine running the current one, in a producer thread; batches run one at a time on the whole session. Off on a
     CPU by default, where both stages would share the same cores.
+    `cuda_graphs` (default: on for "cuda"): a call with one text replays a CUDA graph over a padded length bucket
+    (embedrt.runtime.engines.cuda_graphs, docs/gpu.md); False turns them off.
     Safe to call from several threads at once.
     """
 
