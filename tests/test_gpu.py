@@ -139,7 +139,10 @@ def test_cuda_graph_batch1_vectors_equal_the_plain_sessions_in_several_buckets(c
     _same_fp32_vectors(_batch1(graphs, ONE_BY_ONE[::-1]), _batch1(plain, ONE_BY_ONE[::-1]))
     tokens = graphs.embed_tokens([ONE_BY_ONE[3]])[0]
     assert tokens.shape[0] == lengths[3]
-    np.testing.assert_allclose(tokens, plain.embed_tokens([ONE_BY_ONE[3]])[0], atol=1e-4)
+    # token vectors are not normalised (norms about 10 here): TF32 moved them by up to 4.3e-4 on an H200
+    want = plain.embed_tokens([ONE_BY_ONE[3]])[0]
+    assert cosine_rows(tokens, want).min() >= THRESHOLDS["fp32"]["min_cosine"]
+    np.testing.assert_allclose(tokens, want, atol=2e-3)
 
 
 def test_cuda_graph_fp16_batch1_vectors_are_within_the_fp16_gate_of_the_plain_session(cuda_fp16):
