@@ -119,6 +119,13 @@ def _batch1(embedder, texts):
     return np.vstack([embedder.embed([t]) for t in texts])
 
 
+def _same_fp32_vectors(got, want):
+    """Within the fp32 gate and 1e-4: a padded bucket picks other GPU kernels (TF32 GEMMs), which moved values by up
+    to 1.7e-5 on an H200; a stale input or output would give another text's vector, far outside both bounds."""
+    assert cosine_rows(got, want).min() >= THRESHOLDS["fp32"]["min_cosine"]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 def test_cuda_graph_batch1_vectors_equal_the_plain_sessions_in_several_buckets(cuda_fp32):
     from embedrt.runtime.engines.cuda_graphs import bucket_for
 
@@ -127,12 +134,15 @@ def test_cuda_graph_batch1_vectors_equal_the_plain_sessions_in_several_buckets(c
     assert graphs.backend.cuda_graphs is not None and plain.backend.cuda_graphs is None
     lengths = graphs.tokenize(ONE_BY_ONE).lengths
     assert len({bucket_for(n, graphs.max_length) for n in lengths}) >= 3
-    np.testing.assert_allclose(_batch1(graphs, ONE_BY_ONE), _batch1(plain, ONE_BY_ONE), atol=1e-5)
+    _same_fp32_vectors(_batch1(graphs, ONE_BY_ONE), _batch1(plain, ONE_BY_ONE))
     # Replays after other texts (reversed order, each bucket reused): no stale inputs or outputs.
-    np.testing.assert_allclose(_batch1(graphs, ONE_BY_ONE[::-1]), _batch1(plain, ONE_BY_ONE[::-1]), atol=1e-5)
+    _same_fp32_vectors(_batch1(graphs, ONE_BY_ONE[::-1]), _batch1(plain, ONE_BY_ONE[::-1]))
     tokens = graphs.embed_tokens([ONE_BY_ONE[3]])[0]
     assert tokens.shape[0] == lengths[3]
-    np.testing.assert_allclose(tokens, plain.embed_tokens([ONE_BY_ONE[3]])[0], atol=1e-4)
+    # token vectors are not normalised (norms about 10 here): TF32 moved them by up to 4.3e-4 on an H200
+    want = plain.embed_tokens([ONE_BY_ONE[3]])[0]
+    assert cosine_rows(tokens, want).min() >= THRESHOLDS["fp32"]["min_cosine"]
+    np.testing.assert_allclose(tokens, want, atol=2e-3)
 
 
 def test_cuda_graph_fp16_batch1_vectors_are_within_the_fp16_gate_of_the_plain_session(cuda_fp16):
@@ -157,5 +167,5 @@ def test_cuda_graph_replays_from_two_threads_at_once_are_each_right(cuda_fp32):
         t.start()
     for t in threads:
         t.join()
-    np.testing.assert_allclose(np.vstack([got[i] for i in range(len(texts))]), want, atol=1e-5)
+    _same_fp32_vectors(np.vstack([got[i] for i in range(len(texts))]), want)
 

@@ -47,6 +47,16 @@ def test_many_waves_keep_the_callers_order(pipelined, unpipelined, monkeypatch):
     assert np.argmax(got @ want.T, axis=1).tolist() == list(range(len(TEXTS)))
 
 
+def test_a_single_text_runs_unpipelined_where_there_is_nothing_to_overlap(pipelined, unpipelined, monkeypatch):
+    def no_pipeline(*args, **kwargs):
+        raise AssertionError("a single text went through the pipeline")
+
+    monkeypatch.setattr(pipelined, "_embed_pipelined", no_pipeline)
+    assert np.array_equal(pipelined.embed([TEXTS[0]]), unpipelined.embed([TEXTS[0]]))
+    with pytest.raises(AssertionError, match="went through the pipeline"):
+        pipelined.embed(TEXTS[:2])
+
+
 def test_progress_counts_every_text_once(pipelined):
     seen = []
     pipelined.embed(TEXTS[:50], progress=seen.append)

@@ -200,7 +200,7 @@ class TextEmbedder:
             from embedrt.runtime.text.chunking import embed_long
 
             return embed_long(self, texts, long_text=long_text, window=window, stride=stride, return_windows=return_windows, truncate=truncate, progress=progress)
-        if self.pipeline:
+        if self.pipeline and len(texts) > 1:  # one text has nothing to overlap: the hand-off cost 0.4 ms of a 0.8 ms call on an H200
             checked = check_texts(texts, self.max_chars)
             if not checked:
                 return np.zeros((0, self.dim), dtype=np.float32)
