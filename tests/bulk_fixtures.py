@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,49 @@ def small_text(small_text_dir):
 
 def embedrt_cli(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "embedrt.cli", *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+# A real `embedrt embed` that stops before its chunk number EMBEDRT_TEST_HOLD_AT, prints "held" and waits for a
+# line on stdin: a test then signals it, or runs a second job beside it, provably mid-run, whatever the load.
+HELD_JOB = """
+import os, sys
+from embedrt.bulk.job import BulkJob
+from embedrt.cli import main
+hold_at, chunk = int(os.environ["EMBEDRT_TEST_HOLD_AT"]), BulkJob._chunk
+def held(self, index, *args, **kwargs):
+    if index == hold_at:
+        print("held", flush=True)
+        sys.stdin.readline()
+    return chunk(self, index, *args, **kwargs)
+BulkJob._chunk = held
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def start_held(args, hold_at: int) -> subprocess.Popen:
+    """`embedrt ARGS` held before chunk `hold_at`: its journal then lists `hold_at` finished chunks (a resumed job's too)."""
+    process = subprocess.Popen([sys.executable, "-c", HELD_JOB, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "EMBEDRT_TEST_HOLD_AT": str(hold_at)})
+    if process.stdout.readline() != "held\n":
+        process.kill()
+        raise AssertionError(f"the job never reached chunk {hold_at}: {process.communicate()[1]}")
+    return process
+
+
+def chunks_done(out) -> int:
+    try:
+        return len(json.loads((out.parent / (out.name + ".parts") / "journal.json").read_text())["chunks"])
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+def run_until(args, out, chunks: int, sig=signal.SIGKILL) -> int:
+    """Run the job, send `sig` while it is held with `chunks` finished chunks, and return the chunks its journal lists."""
+    process = start_held(args, chunks)
+    process.send_signal(sig)  # before stdin closes: a job that read EOF would go on
+    process.wait(timeout=120)
+    process.communicate()
+    return chunks_done(out)
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:

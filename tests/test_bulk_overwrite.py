@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
-import pytest
 
-from bulk_fixtures import embedrt_cli, sentences, small_text_dir, write_parquet  # noqa: F401
+from bulk_fixtures import embedrt_cli, sentences, small_text_dir, start_held, write_parquet  # noqa: F401
 from test_bulk_errors import _in_namespace
 
 OLD_ROWS, NEW_ROWS, CHUNK = 50, 3000, 100
@@ -71,19 +68,11 @@ def test_sigint_mid_run_leaves_the_old_output_intact_and_the_new_job_resumable(s
     out, old_source, before = old_output(small_text_dir, tmp_path)
     new = write_parquet(tmp_path / "new.parquet", sentences(NEW_ROWS, seed=9))
     args = ["embed", str(small_text_dir), "--input", str(new), "--chunk-rows", str(CHUNK), "--output", str(out), "--overwrite", "--quiet"]
-    process = subprocess.Popen([sys.executable, "-m", "embedrt.cli", *args], stderr=subprocess.PIPE, text=True)
     journal_path = tmp_path / "out.parquet.parts" / "journal.json"
-    deadline = time.monotonic() + 120
-    chunks = 0
-    while process.poll() is None and time.monotonic() < deadline:
-        journal = json.loads(journal_path.read_text())  # replaced atomically: always whole
-        if not journal["finished"]:  # the new job's journal, with chunks of the new input finished
-            chunks = len(journal["chunks"])
-            if chunks >= 2:
-                break
-        time.sleep(0.005)
+    process = start_held(args, 2)  # the new job's journal lists 2 finished chunks of the new input
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    _, stderr = process.communicate()
     assert process.returncode == 130, stderr
     stopped = len(json.loads(journal_path.read_text())["chunks"])
     assert 2 <= stopped < NEW_ROWS // CHUNK, f"the signal landed mid-run: {stopped} chunks"

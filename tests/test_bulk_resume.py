@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 
-from bulk_fixtures import embedrt_cli, read_output, sentences, small_text_dir, write_parquet  # noqa: F401
+from bulk_fixtures import chunks_done, embedrt_cli, read_output, run_until, sentences, small_text_dir, start_held, write_parquet  # noqa: F401
 
 ROWS, CHUNK = 3000, 100
-
-
-def chunks_done(out) -> int:
-    try:
-        return len(json.loads((out.parent / (out.name + ".parts") / "journal.json").read_text())["chunks"])
-    except (FileNotFoundError, ValueError):
-        return -1
-
-
-def run_until(args, out, chunks: int, sig=signal.SIGKILL) -> int:
-    """Start the job and send `sig` once its journal lists `chunks` finished chunks (0: as soon as the journal exists)."""
-    process = subprocess.Popen([sys.executable, "-m", "embedrt.cli", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while chunks_done(out) < chunks and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    process.send_signal(sig)
-    process.communicate(timeout=120)
-    return chunks_done(out)
 
 
 def test_sigkill_and_sigint_at_several_points_then_rerun_gives_each_row_once_with_uninterrupted_vectors(small_text_dir, tmp_path):
@@ -92,29 +71,12 @@ def test_a_changed_option_input_or_model_is_refused_naming_what_changed(small_te
 
 # A real `embedrt embed` that, having committed its first chunk, waits for a line on stdin before the next: the
 # test holds it open there (lock taken, journal written), so the overlap it checks is forced, not raced.
-_HELD_JOB = """
-import sys
-from embedrt.bulk.job import BulkJob
-from embedrt.cli import main
-chunk = BulkJob._chunk
-def held(self, index, *args, **kwargs):
-    if index == 1:
-        print("held", flush=True)
-        sys.stdin.readline()
-    return chunk(self, index, *args, **kwargs)
-BulkJob._chunk = held
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_a_second_job_on_the_same_output_is_refused_and_cannot_swap_results(small_text_dir, tmp_path):
     many = write_parquet(tmp_path / "many.parquet", sentences(2000, seed=1))
     few = write_parquet(tmp_path / "few.parquet", sentences(10, seed=2))
     out = tmp_path / "out.parquet"
-    first = subprocess.Popen([sys.executable, "-c", _HELD_JOB, "embed", str(small_text_dir), "--input", str(many), "--output", str(out), "--chunk-rows", "50"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = start_held(["embed", small_text_dir, "--input", many, "--output", out, "--chunk-rows", 50], 1)
     try:
-        assert first.stdout.readline() == "held\n", first.stderr.read()
         assert chunks_done(out) == 1  # mid-job: one chunk committed, the lock held
         second = embedrt_cli("embed", small_text_dir, "--input", few, "--output", out, "--chunk-rows", 50)
         first.stdin.write("go\n")
