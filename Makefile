@@ -58,13 +58,13 @@ $(VISION_VENV)/.installed: pyproject.toml $(VISION_LOCK)
 
 test: setup $(VISION_VENV)/.installed
 	$(BIN)/python -m pytest tests
+	$(VISION_VENV)/bin/python -m pytest tests/test_image_torchvision.py
 
 # The GPU tests (tests/test_gpu.py): they run where onnxruntime-gpu offers CUDA and an NVIDIA GPU is present, and are
 # skipped with the reason elsewhere. Install the GPU build first (docs/gpu.md); on a GPU machine without our venv:
 # PYTHONPATH=. python -m pytest -m gpu tests/test_gpu.py
 test-gpu: setup
 	$(BIN)/python -m pytest -m gpu tests/test_gpu.py -rs
-	$(VISION_VENV)/bin/python -m pytest tests/test_image_torchvision.py
 
 # The documentation site, warnings as errors (broken links and references fail the build).
 docs: setup
