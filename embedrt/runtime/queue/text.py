@@ -13,7 +13,7 @@ from embedrt.runtime.batching import plan_batches
 from embedrt.runtime.engines.backend import Backend
 from embedrt.runtime.outputs import check_finite
 from embedrt.runtime.queue.core import SENTENCE, TOKENS, EmbedFuture, RequestQueue
-from embedrt.runtime.text.output_names import SENTENCE_OUTPUT, TOKEN_OUTPUT
+from embedrt.runtime.text.output_names import TOKEN_OUTPUT
 from embedrt.runtime.text.tokenization import Encoded, account_truncation, pad_batch
 
 
@@ -51,7 +51,7 @@ class TextQueue(RequestQueue):
 class _TextEngine:
     def __init__(self, embedder) -> None:
         self.embedder = embedder
-        self.sentence_output = SENTENCE_OUTPUT if embedder.manifest.pooled_in_graph else TOKEN_OUTPUT
+        self.sentence_output = embedder.sentence_output
         self.token_output = TOKEN_OUTPUT
         self.round_inputs = embedder.max_batch_size  # no need to wait once a full batch is pending
         self.lanes = embedder.lanes
@@ -69,9 +69,7 @@ class _TextEngine:
 
     def run(self, inputs: dict[str, np.ndarray], wants: set[str], engine: Backend) -> dict[str, np.ndarray]:
         names = sorted({self.sentence_output if w == SENTENCE else self.token_output for w in wants})
-        out = engine.run(inputs, names)
-        out["attention_mask"] = inputs["attention_mask"]
-        return out
+        return self.embedder.run_engine(engine, inputs, names)
 
     def rows(self, out: dict[str, np.ndarray], items: list[tuple[np.ndarray, np.ndarray]], wants: list[str]) -> list[np.ndarray]:
         vectors = self.embedder._sentence_vectors(out) if SENTENCE in wants else None  # stage 3, as embed() pools

@@ -133,14 +133,11 @@ class TextEmbedder:
 
     def _embed_pipelined(self, texts: list[str], truncate: bool | None, progress: Progress | None) -> np.ndarray:
         """Stages 1, 2 and 3 overlapped: the producer tokenises and pads while this thread runs the engine and pools."""
-        output = SENTENCE_OUTPUT if self.manifest.pooled_in_graph else TOKEN_OUTPUT
         engine = self.lanes.whole
         batches, results = [], []
         for idx, inputs in prefetch(self._prepared_batches(texts, truncate, engine.input_names)):
-            out = engine.run(inputs, [output])
-            out["attention_mask"] = inputs["attention_mask"]
             batches.append(idx)
-            results.append(self._sentence_vectors(out))
+            results.append(self._sentence_vectors(self.run_engine(engine, inputs, [self.sentence_output])))
             if progress is not None:
                 progress(len(idx))
         return restore_order(batches, results, len(texts))
@@ -158,9 +155,7 @@ class TextEmbedder:
         pad_id = self.manifest.text.pad_token_id
 
         def run(engine: Backend, b: int) -> Any:
-            inputs = pad_batch(encoded, batches[b], engine.input_names, pad_id)
-            out = engine.run(inputs, [output])
-            out["attention_mask"] = inputs["attention_mask"]
+            out = self.run_engine(engine, pad_batch(encoded, batches[b], engine.input_names, pad_id), [output])
             return out if post is None else post(out)
 
         results: list = [None] * len(batches)
@@ -169,6 +164,18 @@ class TextEmbedder:
             if progress is not None:
                 progress(len(batches[b]))
         return batches, results
+
+    @property
+    def sentence_output(self) -> str:
+        """The graph output sentence vectors come from: pooled in the graph, or its token vectors pooled here."""
+        return SENTENCE_OUTPUT if self.manifest.pooled_in_graph else TOKEN_OUTPUT
+
+    @staticmethod
+    def run_engine(engine: Backend, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stage 2 on one padded batch: the engine's `outputs`, with the batch's attention mask that pooling needs."""
+        out = engine.run(inputs, list(outputs))
+        out["attention_mask"] = inputs["attention_mask"]
+        return out
 
     def _sentence_vectors(self, result: dict[str, np.ndarray]) -> np.ndarray:
         """Stage 3 (CPU): pool where the graph did not, then normalise as the model's own vectors are."""
@@ -211,8 +218,7 @@ class TextEmbedder:
         n = len(encoded.ids)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        output = SENTENCE_OUTPUT if self.manifest.pooled_in_graph else TOKEN_OUTPUT
-        batches, results = self._run_batches(encoded, output, progress, post=self._sentence_vectors)  # pooled as they come
+        batches, results = self._run_batches(encoded, self.sentence_output, progress, post=self._sentence_vectors)  # pooled as they come
         vectors = restore_order(batches, results, n)
         check_finite(vectors, "texts")
         return vectors
